@@ -30,12 +30,14 @@ class ProgrammedState:
     """Everything drawn once when one tile of one chip is programmed.
 
     ``tensors`` holds model-specific draws (e.g. programmed conductances and drift exponents);
-    ``scale`` converts weights to conductance units (µS per weight unit), 1.0 for weight-space models.
+    ``scale`` converts weights to conductance units (µS per weight unit), 1.0 for weight-space models;
+    ``offset`` is the weight mapped to the lowest conductance by single-device (non-differential) mappings.
     """
 
     target: Tensor
     tensors: dict[str, Tensor] = field(default_factory=dict)
     scale: float = 1.0
+    offset: float = 0.0
 
 
 @dataclass

@@ -1,0 +1,190 @@
+"""Conductance-based device models: weights ↔ device conductances, and the shared PCM-style physics.
+
+:class:`ConductanceModel` maps one tile's weights to conductances in µS, lets a subclass draw programming
+noise and drift parameters per device (``program_conductances``) and evolve them to time ``t``
+(``read_conductances``), and maps back. Two mappings, as aihwkit's converters:
+
+* differential single pair (``SinglePairConductanceConverter``): ``scale = g_max / max|W|``,
+  ``g+ = clamp(w·scale, 0, g_max)``, ``g- = clamp(-w·scale, 0, g_max)``, ``w = (g+ - g-) / scale``;
+* single device (``SingleDeviceConductanceConverter``): ``g = (w - min W)·scale + g_min`` with
+  ``scale = (g_max - g_min) / (max W - min W)``.
+
+The devices of a tile are held as one stacked tensor (``[2, *W.shape]`` for a pair, ``[1, *W.shape]`` for
+a single device), so every law is applied vectorised to all of them at once.
+
+Difference to aihwkit: aihwkit's ``apply_drift_noise`` converts the *noisy programmed weights* back to
+conductances, re-deriving ``scale`` from their (slightly larger) max|w|, and applies drift and read noise
+to those. Here the programmed conductances and the programming-time ``scale`` are kept in the state, which
+is what a chip physically holds. The statistical difference is tiny (max|w| moves by about one programming
+-noise σ, well under 1 % of the scale for a matrix of any size).
+"""
+
+from __future__ import annotations
+
+import math
+from abc import abstractmethod
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+from torch import Generator, Tensor
+
+from device_models.base import DeviceModel, DeviceModelError, ProgrammedState, randn
+
+#: Lower clip of relative conductances before taking logs (as aihwkit's ``_ZERO_CLIP``).
+ZERO_CLIP = 1e-7
+
+
+def polyval(coeffs: tuple[float, ...], x: Tensor) -> Tensor:
+    """``sum_i coeffs[i] * x**i`` (ascending order, Horner's scheme)."""
+    out = torch.full_like(x, coeffs[-1])
+    for c in reversed(coeffs[:-1]):
+        out = out * x + c
+    return out
+
+
+def clipped_log_linear(g_rel: Tensor, law: tuple[float, float, float, float]) -> Tensor:
+    """``clamp(slope · ln(g_rel) + intercept, lo, hi)`` for ``law = (slope, intercept, lo, hi)``."""
+    slope, intercept, lo, hi = law
+    return (slope * torch.log(g_rel.clamp(min=ZERO_CLIP)) + intercept).clamp(min=lo, max=hi)
+
+
+def _check_finite(owner: str, **values: float) -> None:
+    for key, value in values.items():
+        if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+            raise DeviceModelError(f"{owner}: {key} must be a finite number >= 0, got {value!r}")
+
+
+@dataclass
+class ConductanceModel(DeviceModel):
+    """Base of models whose physics acts on device conductances (µS).
+
+    Subclasses implement :meth:`program_conductances` (return a dict with at least ``"g_prog"``, the
+    programmed conductances, plus any per-device draws such as drift exponents) and
+    :meth:`read_conductances` (conductances at ``t`` from those tensors).
+    """
+
+    g_max: float = 25.0
+
+    #: ``True``: differential single pair (g+, g-); ``False``: one device per weight between g_min and g_max.
+    differential: ClassVar[bool] = True
+
+    def __post_init__(self) -> None:
+        _check_finite(self.name, g_max=self.g_max)
+        if self.g_max <= 0:
+            raise DeviceModelError(f"{self.name}: g_max must be > 0 µS, got {self.g_max}")
+
+    # -- mapping -----------------------------------------------------------------------------------
+    @property
+    def g_min(self) -> float:  # overridden by a dataclass field in single-device models
+        return 0.0
+
+    def to_conductances(self, weights: Tensor) -> tuple[Tensor, float, float]:
+        """Target conductances ``[n_devices, *weights.shape]``, ``scale`` (µS per weight unit) and offset."""
+        weights = weights.detach()
+        if self.differential:
+            scale = self.g_max / weights.abs().max().clamp(min=ZERO_CLIP).item()
+            scaled = weights * scale
+            g = torch.stack([scaled.clamp(0.0, self.g_max), (-scaled).clamp(0.0, self.g_max)])
+            return g, scale, 0.0
+        w_min, w_max = weights.min().item(), weights.max().item()
+        scale = (self.g_max - self.g_min) / max(w_max - w_min, ZERO_CLIP)
+        return ((weights - w_min) * scale + self.g_min).unsqueeze(0), scale, w_min
+
+    def to_weights(self, g: Tensor, state: ProgrammedState) -> Tensor:
+        """Map stacked conductances back to weights with the programming-time scale."""
+        if self.differential:
+            return (g[0] - g[1]) / state.scale
+        return (g[0] - self.g_min) / state.scale + state.offset
+
+    # -- DeviceModel -------------------------------------------------------------------------------
+    @torch.no_grad()
+    def program(self, weights: Tensor, generator: Generator) -> ProgrammedState:
+        g_target, scale, offset = self.to_conductances(weights)
+        tensors = self.program_conductances(g_target, generator)
+        return ProgrammedState(target=weights, tensors=tensors, scale=scale, offset=offset)
+
+    @torch.no_grad()
+    def read(self, state: ProgrammedState, t: float, generator: Generator) -> Tensor:
+        self.check_time(t)
+        return self.to_weights(self.read_conductances(state.tensors, float(t), generator), state)
+
+    def programmed_weights(self, state: ProgrammedState) -> Tensor:
+        """Weights right after programming (programming noise only, no drift or read noise)."""
+        return self.to_weights(state.tensors["g_prog"], state)
+
+    # -- physics -----------------------------------------------------------------------------------
+    @abstractmethod
+    def program_conductances(self, g_target: Tensor, generator: Generator) -> dict[str, Tensor]:
+        """Draw programmed conductances (key ``"g_prog"``) and any drift parameters per device."""
+
+    @abstractmethod
+    def read_conductances(self, tensors: dict[str, Tensor], t: float, generator: Generator) -> Tensor:
+        """Conductances at ``t`` seconds after programming."""
+
+
+@dataclass
+class PowerLawDriftModel(ConductanceModel):
+    r"""PCM-style physics shared by the ``pcm``, ``hermes`` and ``fitted_pcm`` models (as aihwkit's).
+
+    * Programming: ``g_prog = max(0, g_T + prog_noise_scale · σ_prog(g_T) · ξ)`` with
+      :math:`\sigma_{prog} = \sum_i c_i (g_T/g_{max})^i \cdot g_{max}/g_{ref}` (µS, ``prog_coeff`` fitted
+      at ``g_ref = prog_coeff_g_max_reference``).
+    * Drift exponent per device, drawn once: ``ν = drift_scale · |μ_ν(g_T) + σ_ν(g_T) · ξ|``.
+    * Read at ``t`` (s after programming): ``g_d = g_prog · ((t + t0)/t0)^(-ν)`` (no drift at ``t = 0``),
+      plus accumulated 1/f read noise ``g_d + |g_d| · read_noise_scale · Q_s(g_prog) ·
+      sqrt(ln((t + t0 + t_read) / (2 t_read))) · ξ``, clamped at 0. As in aihwkit, the read noise is
+      accumulated from the end of programming, so it is present (and fresh per read) even at ``t = 0``.
+    """
+
+    prog_coeff: tuple[float, ...] = (0.26348, 1.9650, -1.1731)
+    prog_coeff_g_max_reference: float = 25.0
+    t0: float = 20.0
+    t_read: float = 250.0e-9
+    prog_noise_scale: float = 1.0
+    read_noise_scale: float = 1.0
+    drift_scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.prog_coeff = tuple(float(c) for c in self.prog_coeff)
+        if not self.prog_coeff:
+            raise DeviceModelError(f"{self.name}: prog_coeff needs at least one coefficient")
+        _check_finite(
+            self.name,
+            prog_coeff_g_max_reference=self.prog_coeff_g_max_reference,
+            t_read=self.t_read,
+            prog_noise_scale=self.prog_noise_scale,
+            read_noise_scale=self.read_noise_scale,
+            drift_scale=self.drift_scale,
+        )
+        if self.t0 <= 0 or self.t_read <= 0 or self.prog_coeff_g_max_reference <= 0:
+            raise DeviceModelError(f"{self.name}: t0, t_read and prog_coeff_g_max_reference must be > 0")
+
+    def prog_sigma(self, g_target: Tensor) -> Tensor:
+        """Programming-noise standard deviation (µS) at target conductance ``g_target``."""
+        return polyval(self.prog_coeff, g_target / self.g_max) * (self.g_max / self.prog_coeff_g_max_reference)
+
+    @abstractmethod
+    def drift_stats(self, g_rel: Tensor) -> tuple[Tensor, Tensor]:
+        """Mean and std of the drift exponent ν at relative target conductance ``g_T / g_max``."""
+
+    @abstractmethod
+    def read_noise_q(self, g_rel: Tensor) -> Tensor:
+        """1/f read-noise amplitude ``Q_s`` at relative programmed conductance ``|g_prog| / g_max``."""
+
+    def program_conductances(self, g_target: Tensor, generator: Generator) -> dict[str, Tensor]:
+        noise = randn(g_target, generator)
+        g_prog = (g_target + self.prog_noise_scale * self.prog_sigma(g_target) * noise).clamp(min=0.0)
+        mu, sig = self.drift_stats((g_target / self.g_max).abs().clamp(min=ZERO_CLIP))
+        nu = (mu + sig * randn(g_target, generator)).abs() * self.drift_scale
+        return {"g_prog": g_prog, "nu": nu}
+
+    def read_conductances(self, tensors: dict[str, Tensor], t: float, generator: Generator) -> Tensor:
+        g_prog, nu = tensors["g_prog"], tensors["nu"]
+        t_total = t + self.t0
+        g_drift = g_prog * torch.pow(t_total / self.t0, -nu) if t > 0 else g_prog
+        q_s = self.read_noise_q(g_prog.abs() / self.g_max)
+        sig_noise = q_s * math.sqrt(math.log((t_total + self.t_read) / (2 * self.t_read)))
+        noise = randn(g_prog, generator)
+        return (g_drift + g_drift.abs() * self.read_noise_scale * sig_noise * noise).clamp(min=0.0)
