@@ -1,0 +1,1 @@
+"""Chip Monte Carlo: run many simulated chips, summarise the statistics, write reports."""
