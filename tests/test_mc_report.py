@@ -1,0 +1,137 @@
+"""Tests for analog_peft.montecarlo.report (files, self-containment) and the headless-Chromium check."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analog_peft.montecarlo import report as R
+from analog_peft.montecarlo.browser import check_report_renders, screenshot_stats
+
+TIMES = {"1s": 1.0, "1h": 3600.0, "1d": 86400.0, "1y": 365 * 86400.0}
+N_BOOT = 200
+
+
+def make_run(path: Path, methods=("grasp", "lora", "bitfit"), deployments=("periphery",), n_chips=16,
+             manifest_extra: dict | None = None) -> Path:
+    """Write a synthetic engine run directory (results.csv + manifest.json) and return it."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for i, method in enumerate(methods):
+        base = 0.92 - 0.01 * i
+        for deployment in deployments:
+            common = {"run": "synthetic", "method": method, "task": "sst2", "deployment": deployment,
+                      "metric": "accuracy"}
+            rows.append({**common, "device": "digital", "chip": -1, "t": 0.0, "t_label": "0s", "value": base})
+            for label, t in TIMES.items():
+                for chip in range(n_chips):
+                    value = base - 0.005 * (i + 1) * np.log10(t) + rng.normal(0, 0.01)
+                    rows.append({**common, "device": "pcm", "chip": chip, "t": t, "t_label": label,
+                                 "value": value})
+    path.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(rows).to_csv(path / "results.csv", index=False)
+    manifest = {"run": "synthetic", "task": "sst2", "device": "pcm", "deployment": deployments[0],
+                "methods": list(methods), "n_chips": n_chips, "times": list(TIMES), "seed": 1234,
+                "versions": {"analog_peft": "0.1.0", "numpy": np.__version__}, **(manifest_extra or {})}
+    (path / "manifest.json").write_text(json.dumps(manifest))
+    return path
+
+
+def test_report_files_are_self_contained(tmp_path):
+    run = make_run(tmp_path / "run")
+    files = R.write_report(run, n_boot=N_BOOT)
+    assert files.out_dir == run / "report"
+    assert files.html.is_file() and files.markdown.is_file()
+    assert {p.name for p in files.pngs} == {"metric_vs_time.png", "chips_accuracy.png", "paired_accuracy.png"}
+    assert all(p.read_bytes().startswith(b"\x89PNG") for p in files.pngs)
+
+    page = files.html.read_text()
+    assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", page, re.IGNORECASE)
+    assert "<script" not in page.lower() and "<link" not in page.lower()
+    images = re.findall(r'<img[^>]*src="data:image/png;base64,([^"]+)"', page)
+    assert len(images) == len(re.findall(r"<img", page)) == len(files.pngs)
+    assert all(base64.b64decode(data).startswith(b"\x89PNG") for data in images)
+    assert "How to read this" in page and "1234" in page and "percentile bootstrap" in page
+
+    markdown = files.markdown.read_text()
+    refs = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", markdown)
+    assert len(refs) == len(files.pngs)
+    assert all((files.markdown.parent / ref).is_file() for ref in refs)
+
+
+def test_report_tables_match_stats(tmp_path):
+    run = make_run(tmp_path / "run")
+    files = R.write_report(run, out_dir=tmp_path / "out", n_boot=N_BOOT)
+    df = pd.read_csv(run / "results.csv")
+    x = df[(df.method == "lora") & (df.t == 3600.0) & (df.chip >= 0)]["value"]
+    summary = pd.read_csv(tmp_path / "out" / "summary.csv")
+    row = summary[(summary.method == "lora") & (summary.t == 3600.0)].iloc[0]
+    assert row["mean"] == pytest.approx(x.mean()) and row["n"] == 16
+    assert f"{x.mean():.4f}" in files.html.read_text() and f"{x.mean():.4f}" in files.markdown.read_text()
+    assert list(pd.unique(summary["method"])) == ["grasp", "lora", "bitfit"]  # manifest order
+    paired = pd.read_csv(tmp_path / "out" / "paired.csv")
+    assert len(paired) == 3 * len(TIMES)
+    assert summary["yield"].isna().all()  # no threshold anywhere
+
+
+def test_report_threshold_from_manifest_and_argument(tmp_path):
+    run = make_run(tmp_path / "run", manifest_extra={"threshold": 0.9})
+    R.write_report(run, formats=("md",), n_boot=N_BOOT)
+    summary = pd.read_csv(run / "report" / "summary.csv")
+    assert (summary["threshold"] == 0.9).all() and summary["yield"].between(0, 1).all()
+    assert not (run / "report" / "report.html").exists()
+    R.write_report(run, formats=("md",), relative_threshold=0.99, n_boot=N_BOOT)
+    summary = pd.read_csv(run / "report" / "summary.csv")
+    assert summary["threshold"].to_numpy() == pytest.approx(0.99 * summary["digital"].to_numpy())
+
+
+def test_report_single_method_and_split_deployments(tmp_path):
+    files = R.write_report(make_run(tmp_path / "one", methods=("grasp",)), n_boot=N_BOOT)
+    assert len(files.pngs) == 2 and files.html.read_text().count("<img") == 2
+
+    run = make_run(tmp_path / "two", methods=("grasp", "lora"), deployments=("periphery", "fused"))
+    files = R.write_report(run, n_boot=N_BOOT)
+    summary = pd.read_csv(files.out_dir / "summary.csv")
+    assert set(zip(summary.method, summary.deployment, strict=True)) == {
+        (m, d) for m in ("grasp", "lora") for d in ("periphery", "fused")}
+    paired = pd.read_csv(files.out_dir / "paired.csv")
+    assert len(paired) == 2 * len(TIMES) and (paired["n_pairs"] == 16).all()
+
+
+def test_report_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="results.csv"):
+        R.write_report(tmp_path)
+    with pytest.raises(ValueError, match="formats"):
+        R.write_report(make_run(tmp_path / "run"), formats=("pdf",))
+
+
+def test_screenshot_stats_detects_blank(tmp_path):
+    from matplotlib.image import imsave
+
+    blank = tmp_path / "blank.png"
+    imsave(blank, np.ones((50, 80, 3)))
+    stats = screenshot_stats(blank)
+    assert stats["non_white_fraction"] == 0 and stats["n_colours"] == 1 and stats["coloured_fraction"] == 0
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (shutil.which("/usr/bin/chromium") or shutil.which("chromium")),
+                    reason="Chromium not installed (apt-get install -y chromium)")
+def test_report_renders_in_chromium(tmp_path):
+    files = R.write_report(make_run(tmp_path / "run"), n_boot=N_BOOT)
+    result = check_report_renders(files.html, tmp_path / "shot.png")
+    assert result["ok"], result["problems"]
+    assert result["n_images"] == result["n_images_decoded"] == 3
+    assert result["non_white_fraction"] > 0.05 and result["n_colours"] > 200
+
+    broken = tmp_path / "broken.html"  # an undecodable image and nothing drawn must fail the check
+    broken.write_text('<html><body><img src="data:image/png;base64,AAAA"></body></html>')
+    bad = check_report_renders(broken, tmp_path / "broken.png")
+    assert not bad["ok"] and bad["n_images_decoded"] == 0
