@@ -13,10 +13,13 @@ The devices of a tile are held as one stacked tensor (``[2, *W.shape]`` for a pa
 a single device), so every law is applied vectorised to all of them at once.
 
 Difference to aihwkit: aihwkit's ``apply_drift_noise`` converts the *noisy programmed weights* back to
-conductances, re-deriving ``scale`` from their (slightly larger) max|w|, and applies drift and read noise
-to those. Here the programmed conductances and the programming-time ``scale`` are kept in the state, which
-is what a chip physically holds. The statistical difference is tiny (max|w| moves by about one programming
--noise σ, well under 1 % of the scale for a matrix of any size).
+conductances, re-deriving ``scale`` from their max|w| (a few % above the target's max|w|), and applies drift
+and read noise to those. Here the programmed conductances and the programming-time ``scale`` are kept in
+the state, which is what a chip physically holds. For PCM/HERMES the difference is tiny: drift is
+multiplicative, so the re-scaling cancels except in the conductance-dependent 1/f amplitude ``Q_s`` (shifted
+by ~2 %, well within statistical tolerance). For ReRAM (Wan 2022) aihwkit re-draws around the *original*
+targets but maps back with the re-derived scale, inflating read weights by ``max|w_prog| / max|w|``
+(≈ 3.5 % on a 256×256 Gaussian matrix); that artefact is not reproduced.
 """
 
 from __future__ import annotations

@@ -16,6 +16,9 @@ from device_models.base import DeviceModelError
 from device_models.pcm import PCM
 from device_models.registry import register
 
+#: ``(slope, intercept, lo, hi)`` of ``clamp(slope · ln(g/g_max) + intercept, lo, hi)``.
+LogLaw = tuple[float, float, float, float]
+
 
 @register
 @dataclass
@@ -53,7 +56,9 @@ def _clipped_line(x: np.ndarray, slope: float, intercept: float, lo: float, hi: 
     return np.clip(slope * x + intercept, min(lo, hi), max(lo, hi))
 
 
-def fit_prog_coeff(g_target: np.ndarray, g_programmed: np.ndarray, g_max: float, degree: int, n_bins: int):
+def fit_prog_coeff(
+    g_target: np.ndarray, g_programmed: np.ndarray, g_max: float, degree: int, n_bins: int
+) -> tuple[float, ...]:
     """Programming-noise std polynomial (µS, ascending powers of ``g/g_max``) by maximum likelihood.
 
     Starts from ``numpy.polyfit`` of binned standard deviations, then maximises the Gaussian likelihood of
@@ -78,7 +83,7 @@ def fit_prog_coeff(g_target: np.ndarray, g_programmed: np.ndarray, g_max: float,
     return tuple(float(c) for c in (result.x if result.fun <= neg_log_likelihood(start) else start))
 
 
-def _fit_clipped_line(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float, float]:
+def _fit_clipped_line(x: np.ndarray, y: np.ndarray) -> LogLaw:
     slope, intercept = np.polyfit(x, y, 1)
     p0 = [slope, intercept, y.min(), y.max()]
     try:
@@ -87,9 +92,6 @@ def _fit_clipped_line(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float
         params = p0
     slope, intercept, lo, hi = (float(p) for p in params)
     return slope, intercept, min(lo, hi), max(lo, hi)
-
-
-LogLaw = tuple[float, float, float, float]
 
 
 def fit_drift_law(g_rel: np.ndarray, nu: np.ndarray, n_bins: int) -> tuple[LogLaw, LogLaw]:
