@@ -20,6 +20,7 @@ from analog_peft.tasks import (
     accuracy,
     batch_indices,
     batches,
+    decode_generations,
     e2e_metrics,
     encode_classification,
     encode_lm_pair,
@@ -35,7 +36,9 @@ from analog_peft.tasks import (
 from analog_peft.tasks import metrics as M
 from analog_peft.tasks.paths import DEFAULT_DATA_DIR
 
-needs_data = pytest.mark.skipif(not DEFAULT_DATA_DIR.is_dir(), reason=f"shared datasets not at {DEFAULT_DATA_DIR}")
+needs_data = pytest.mark.skipif(
+    not DEFAULT_DATA_DIR.is_dir(), reason=f"shared datasets not at {DEFAULT_DATA_DIR}"
+)
 needs_java = pytest.mark.skipif(shutil.which("java") is None, reason="METEOR/ROUGE-L/CIDEr need java")
 
 
@@ -54,7 +57,7 @@ def _no_data_env(monkeypatch):
     monkeypatch.delenv("ANALOG_PEFT_DATA", raising=False)
 
 
-# ---------------------------------------------------------------------------------------------------- registry
+# -------------------------------------------------------------------------------- registry
 
 
 def test_registry_names_aliases_and_unknown():
@@ -66,7 +69,7 @@ def test_registry_names_aliases_and_unknown():
         get_task("mnli")
 
 
-# ---------------------------------------------------------------------------------------------------- GLUE
+# -------------------------------------------------------------------------------- GLUE
 
 
 @needs_data
@@ -102,7 +105,11 @@ def test_missing_file_error_names_path_and_fix(tmp_path):
     with pytest.raises(FileNotFoundError) as err:
         load_split("sst2", "dev", data_dir=tmp_path)
     msg = str(err.value)
-    assert str(tmp_path / "glue" / "SST-2" / "dev.tsv") in msg and "ANALOG_PEFT_DATA" in msg and "data_dir" in msg
+    assert (
+        str(tmp_path / "glue" / "SST-2" / "dev.tsv") in msg
+        and "ANALOG_PEFT_DATA" in msg
+        and "data_dir" in msg
+    )
     with pytest.raises(FileNotFoundError, match="trainset.csv"):
         load_e2e("train", data_dir=tmp_path)
 
@@ -141,7 +148,7 @@ def test_hf_source_without_datasets_says_pip_install(monkeypatch):
         load_split("sst2", "dev", hf_name=True)
 
 
-# ---------------------------------------------------------------------------------------------------- batching
+# -------------------------------------------------------------------------------- batching
 
 
 @needs_data
@@ -174,7 +181,7 @@ def test_batch_order_deterministic_and_resumable(tokenizer):
         assert torch.equal(x["input_ids"], y["input_ids"])
 
 
-# ---------------------------------------------------------------------------------------------------- E2E data
+# -------------------------------------------------------------------------------- E2E data
 
 
 @needs_data
@@ -185,7 +192,9 @@ def test_e2e_grouping_by_mr():
     assert len({e.mr for e in dev}) == 547
     assert dev[0].mr == "name[Alimentum], area[city centre], familyFriendly[no]" and len(dev[0].refs) == 6
     assert len(training_pairs(dev)) == 4672
-    assert [e.mr for e in load_e2e("dev", max_examples=5, seed=3)] == [e.mr for e in load_e2e("dev", max_examples=5, seed=3)]
+    assert [e.mr for e in load_e2e("dev", max_examples=5, seed=3)] == [
+        e.mr for e in load_e2e("dev", max_examples=5, seed=3)
+    ]
 
 
 def test_lm_label_masking_and_padding(tokenizer):
@@ -207,9 +216,14 @@ def test_lm_label_masking_and_padding(tokenizer):
     width = gen["input_ids"].shape[1]
     assert width == len(prompt) and gen["attention_mask"][1, : width - short_len].eq(0).all()
     assert gen["attention_mask"][:, -1].eq(1).all()  # left padding: every prompt ends in the last column
+    answer = tokenizer(" alimentum is nice.", add_special_tokens=False)["input_ids"]
+    generated = torch.cat(
+        [gen["input_ids"], torch.tensor([answer + [tokenizer.sep_token_id] + answer[:2]] * 2)], 1
+    )
+    assert decode_generations(tokenizer, generated, width) == ["alimentum is nice."] * 2
 
 
-# ---------------------------------------------------------------------------------------------------- metrics
+# -------------------------------------------------------------------------------- metrics
 
 
 def test_accuracy_and_mcc_known_cases():
@@ -224,6 +238,10 @@ def test_accuracy_and_mcc_known_cases():
     assert matthews_corrcoef(p2, y2) == pytest.approx(closed)
     assert matthews_corrcoef(y, y) == pytest.approx(1.0) and matthews_corrcoef([1 - v for v in y], y) == -1.0
     assert matthews_corrcoef([1] * 8, y) == 0.0 and accuracy([1] * 8, y) == 0.5
+    assert get_task("cola").compute_metrics(p, y) == {
+        "accuracy": 0.75,
+        "matthews_correlation": pytest.approx(0.5),
+    }
 
 
 def test_mcc_matches_scipy_phi_and_multiclass_definition():
@@ -251,13 +269,16 @@ def test_bleu_and_nist_hand_cases():
     words = ["the", "a", "cat", "dog", "sat", "ran", "on", "under", "mat", "rug", "quickly"]
     hyps = [" ".join(rng.choice(words, rng.integers(4, 9))) for _ in range(20)]
     refs = [[" ".join(rng.choice(words, rng.integers(4, 9)))] for _ in range(20)]
-    expected = nltk_nist.corpus_nist([[M.mteval_tokenize(r[0])] for r in refs], [M.mteval_tokenize(h) for h in hyps])
+    expected = nltk_nist.corpus_nist(
+        [[M.mteval_tokenize(r[0])] for r in refs], [M.mteval_tokenize(h) for h in hyps]
+    )
     assert M.nist(hyps, refs) == pytest.approx(expected)  # single reference: NLTK and mteval agree
 
 
 @needs_java
 def test_rouge_l_hand_case():
-    # LCS("the cat sat on the mat", "the cat sat") = 3: P = 1/2, R = 1, F(beta=1.2) = 2.44 * 0.5 / (1 + 1.44 * 0.5).
+    # LCS("the cat sat on the mat", "the cat sat") = 3: P = 1/2, R = 1,
+    # F(beta=1.2) = (1 + 1.44) * 0.5 * 1 / (1 + 1.44 * 0.5).
     out = e2e_metrics(["The cat sat on the mat."], [["the cat sat"]], metrics=("ROUGE_L",))
     assert out == {"ROUGE_L": pytest.approx(2.44 * 0.5 / 1.72)}
 

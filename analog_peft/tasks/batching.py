@@ -1,8 +1,9 @@
 """Tokenisation, dynamic-padding collation and deterministic, resumable batch order.
 
-The order of epoch ``e`` under ``seed`` is ``torch.randperm(n, generator=torch.Generator().manual_seed(s))`` with
-``s`` derived from ``(seed, e)`` by :func:`epoch_seed`; so ``batches(..., epoch=e, seed=seed, start=i)`` yields
-exactly the batches ``i, i+1, ...`` of an uninterrupted epoch, which is how a training loop resumes mid-epoch.
+The order of epoch ``e`` under ``seed`` is ``torch.randperm(n, generator=torch.Generator().manual_seed(s))``
+with ``s`` derived from ``(seed, e)`` by :func:`epoch_seed`; so ``batches(..., epoch=e, seed=seed, start=i)``
+yields exactly the batches ``i, i+1, ...`` of an uninterrupted epoch, which is how a training loop resumes
+mid-epoch.
 """
 
 from __future__ import annotations
@@ -41,7 +42,9 @@ class FeatureDataset(Dataset):
         return self.features[index]
 
 
-def _pad(seqs: Sequence[Sequence[int]], value: int, left: bool = False, multiple_of: int | None = None) -> torch.Tensor:
+def _pad(
+    seqs: Sequence[Sequence[int]], value: int, left: bool = False, multiple_of: int | None = None
+) -> torch.Tensor:
     width = max((len(s) for s in seqs), default=0)
     if multiple_of:
         width = -(-width // multiple_of) * multiple_of
@@ -63,8 +66,8 @@ def pad_collate(
 ) -> dict[str, torch.Tensor]:
     """Pad a list of features to the longest in the batch.
 
-    ``input_ids`` is padded with ``pad_token_id``, ``token_type_ids`` with 0, list-valued ``labels`` with -100;
-    an ``attention_mask`` is added; int ``labels`` become a 1-D tensor.
+    ``input_ids`` is padded with ``pad_token_id``, ``token_type_ids`` with 0, list-valued ``labels`` with
+    -100; an ``attention_mask`` is added; int ``labels`` become a 1-D tensor.
     """
     if padding_side not in ("right", "left"):
         raise ValueError(f"padding_side must be 'right' or 'left', got {padding_side!r}.")
@@ -110,9 +113,11 @@ def num_batches(n: int, batch_size: int, drop_last: bool = False) -> int:
 
 
 class ResumableBatchSampler(Sampler[list[int]]):
-    """Batch sampler for ``DataLoader(batch_sampler=...)``; call ``set_epoch(e, start=i)`` to resume at batch i."""
+    """Batch sampler for ``DataLoader(batch_sampler=...)``; ``set_epoch(e, start=i)`` resumes at batch i."""
 
-    def __init__(self, n: int, batch_size: int, *, seed: int = 0, shuffle: bool = True, drop_last: bool = False):
+    def __init__(
+        self, n: int, batch_size: int, *, seed: int = 0, shuffle: bool = True, drop_last: bool = False
+    ):
         self.n, self.batch_size, self.seed = n, batch_size, seed
         self.shuffle, self.drop_last = shuffle, drop_last
         self.epoch, self.start = 0, 0
@@ -121,8 +126,14 @@ class ResumableBatchSampler(Sampler[list[int]]):
         self.epoch, self.start = epoch, start
 
     def __iter__(self) -> Iterator[list[int]]:
-        idx = batch_indices(self.n, self.batch_size, epoch=self.epoch, seed=self.seed, shuffle=self.shuffle,
-                            drop_last=self.drop_last)
+        idx = batch_indices(
+            self.n,
+            self.batch_size,
+            epoch=self.epoch,
+            seed=self.seed,
+            shuffle=self.shuffle,
+            drop_last=self.drop_last,
+        )
         yield from idx[self.start :]
 
     def __len__(self) -> int:
@@ -140,8 +151,9 @@ def batches(
     drop_last: bool = False,
     collate_fn: Callable[[list[Feature]], dict[str, torch.Tensor]] | None = None,
 ) -> Iterator[dict[str, torch.Tensor]]:
-    """Yield collated batches ``start, start+1, ...`` of epoch ``epoch``; identical to the tail of a full epoch."""
+    """Yield collated batches ``start, start+1, ...`` of epoch ``epoch`` (the tail of a full epoch)."""
     collate = collate_fn or pad_collate
-    for idx in batch_indices(len(features), batch_size, epoch=epoch, seed=seed, shuffle=shuffle,
-                             drop_last=drop_last)[start:]:
+    for idx in batch_indices(
+        len(features), batch_size, epoch=epoch, seed=seed, shuffle=shuffle, drop_last=drop_last
+    )[start:]:
         yield collate([features[i] for i in idx])

@@ -5,9 +5,9 @@ Prompt format (documented contract, used for training and generation)::
     prompt = f"{mr}\\n"                 # e.g. "name[Alimentum], area[city centre]\\n"
     target = f" {ref}" + <eos token>    # loss only on these tokens; prompt tokens get label -100
 
-Prompt and target are tokenised separately (no special tokens) and concatenated, so the label mask falls exactly
-on the prompt/target boundary. Training batches are right-padded; generation prompts are left-padded so that all
-prompts end at the last column.
+Prompt and target are tokenised separately (no special tokens) and concatenated, so the label mask falls
+exactly on the prompt/target boundary. Training batches are right-padded; generation prompts are left-padded
+so that all prompts end at the last column.
 """
 
 from __future__ import annotations
@@ -52,9 +52,9 @@ def load_e2e(
 ) -> list[E2EExample]:
     """Load an E2E csv (columns ``mr,ref``) grouped by MR, in order of first appearance.
 
-    ``split`` is ``"dev"`` (devset.csv), ``"test"`` (testset_w_refs.csv) or ``"train"`` (trainset.csv, not in the
-    shared data: point ``data_dir`` at a full copy). ``max_examples`` keeps a deterministic subsample of MRs
-    (see :func:`~analog_peft.tasks.glue.subsample_indices`).
+    ``split`` is ``"dev"`` (devset.csv), ``"test"`` (testset_w_refs.csv) or ``"train"`` (trainset.csv, not
+    in the shared data: point ``data_dir`` at a full copy). ``max_examples`` keeps a deterministic subsample
+    of MRs (see :func:`~analog_peft.tasks.glue.subsample_indices`).
     """
     spec = get_task("e2e")
     split = canonical_split(split)
@@ -132,7 +132,9 @@ def lm_collate(features: Sequence[Feature], tokenizer: Any) -> dict[str, torch.T
     return pad_collate(features, pad_token_id=pad_token_id(tokenizer), padding_side="right")
 
 
-def prompt_batch(tokenizer: Any, mrs: Sequence[str], max_length: int | None = None) -> dict[str, torch.Tensor]:
+def prompt_batch(
+    tokenizer: Any, mrs: Sequence[str], max_length: int | None = None
+) -> dict[str, torch.Tensor]:
     """Left-padded ``input_ids``/``attention_mask`` of the prompts of ``mrs``, ready for ``model.generate``.
 
     With ``max_length``, over-long prompts keep their last ``max_length`` tokens.
@@ -140,7 +142,9 @@ def prompt_batch(tokenizer: Any, mrs: Sequence[str], max_length: int | None = No
     ids = [_ids(tokenizer, format_prompt(mr)) for mr in mrs]
     if max_length is not None:
         ids = [s[-max_length:] for s in ids]
-    return pad_collate([{"input_ids": s} for s in ids], pad_token_id=pad_token_id(tokenizer), padding_side="left")
+    return pad_collate(
+        [{"input_ids": s} for s in ids], pad_token_id=pad_token_id(tokenizer), padding_side="left"
+    )
 
 
 def decode_generations(tokenizer: Any, generated: torch.Tensor, prompt_length: int) -> list[str]:

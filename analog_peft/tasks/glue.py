@@ -1,4 +1,4 @@
-"""GLUE-style sentence classification data (SST-2, CoLA, or any TSV with a text and an integer label column)."""
+"""GLUE-style sentence classification: SST-2, CoLA, or any TSV with a text and an integer label column."""
 
 from __future__ import annotations
 
@@ -66,11 +66,15 @@ def _column_index(column: str | int, header: list[str] | None, path: Path) -> in
     if isinstance(column, int):
         return column
     if header is None:
-        raise ValueError(f"{path}: column {column!r} given by name but the file is read without a header; "
-                         "pass a 0-based column index or has_header=True.")
+        raise ValueError(
+            f"{path}: column {column!r} given by name but the file is read without a header; "
+            "pass a 0-based column index or has_header=True."
+        )
     if column not in header:
-        raise ValueError(f"{path}: no column {column!r}; the header has {header}. "
-                         "Pass text_column=/label_column= with the right names.")
+        raise ValueError(
+            f"{path}: no column {column!r}; the header has {header}. "
+            "Pass text_column=/label_column= with the right names."
+        )
     return header.index(column)
 
 
@@ -94,8 +98,10 @@ def read_tsv(
     texts, labels = [], []
     for line_no, row in enumerate(rows, start=first_line):
         if max(t_idx, l_idx) >= len(row):
-            raise ValueError(f"{path}:{line_no}: row has {len(row)} columns, but text/label columns are "
-                             f"{text_column!r}/{label_column!r}. Check text_column=/label_column=/has_header=.")
+            raise ValueError(
+                f"{path}:{line_no}: row has {len(row)} columns, but text/label columns are "
+                f"{text_column!r}/{label_column!r}. Check text_column=/label_column=/has_header=."
+            )
         texts.append(row[t_idx].strip())
         labels.append(_parse_label(row[l_idx], num_labels, f"{path}:{line_no}"))
     return texts, labels
@@ -105,7 +111,9 @@ def _parse_label(value: object, num_labels: int, where: str) -> int:
     try:
         as_float = float(str(value).strip())
     except ValueError:
-        raise ValueError(f"{where}: label {value!r} is not an integer; is label_column= the label column?") from None
+        raise ValueError(
+            f"{where}: label {value!r} is not an integer; is label_column= the label column?"
+        ) from None
     if not as_float.is_integer():
         raise ValueError(f"{where}: label {value!r} is not an integer; is label_column= the label column?")
     label = int(as_float)
@@ -114,15 +122,24 @@ def _parse_label(value: object, num_labels: int, where: str) -> int:
     return label
 
 
-def _load_hf(spec: TaskSpec, split: str, hf_name: str | Sequence[str] | bool, text_column: str | int,
-             label_column: str | int) -> tuple[list[str], list[int], str]:
+def _load_hf(
+    spec: TaskSpec,
+    split: str,
+    hf_name: str | Sequence[str] | bool,
+    text_column: str | int,
+    label_column: str | int,
+) -> tuple[list[str], list[int], str]:
     try:
         import datasets
     except ImportError as err:
-        raise ImportError("Loading from the Hugging Face hub needs the `datasets` package: pip install datasets") from err
+        raise ImportError(
+            "Loading from the Hugging Face hub needs the `datasets` package: pip install datasets"
+        ) from err
     if hf_name is True:
         if spec.hf_name is None:
-            raise ValueError(f"Task {spec.name!r} has no default Hugging Face dataset; pass hf_name=(path, config).")
+            raise ValueError(
+                f"Task {spec.name!r} has no default Hugging Face dataset; pass hf_name=(path, config)."
+            )
         hf_name = spec.hf_name
     args = [hf_name] if isinstance(hf_name, str) else list(hf_name)
     hf_split = {"dev": "validation"}.get(split, split)
@@ -132,7 +149,9 @@ def _load_hf(spec: TaskSpec, split: str, hf_name: str | Sequence[str] | bool, te
     for c in names:
         if c not in cols:
             raise ValueError(f"Hugging Face dataset {args} has no column {c!r}; columns: {cols}.")
-    labels = [_parse_label(v, spec.num_labels, f"{args}[{hf_split}] row {i}") for i, v in enumerate(ds[names[1]])]
+    labels = [
+        _parse_label(v, spec.num_labels, f"{args}[{hf_split}] row {i}") for i, v in enumerate(ds[names[1]])
+    ]
     return [str(t) for t in ds[names[0]]], labels, f"hf:{'/'.join(args)}:{hf_split}"
 
 
@@ -150,11 +169,11 @@ def load_split(
 ) -> ClassificationData:
     """Load one split of a classification task.
 
-    Sources, in order: ``hf_name`` (``True`` for the task's default hub dataset, or a name / ``(path, config)``;
-    needs ``pip install datasets`` and internet), else a TSV file found by :func:`find_split_file` under
-    ``data_dir`` / ``$ANALOG_PEFT_DATA`` / ``<project>/../shared/datasets``. ``data_dir`` may also be any
-    GLUE-format folder with ``{train,dev}.tsv``; ``text_column``/``label_column`` (names for files with a
-    header, 0-based indices otherwise) and ``has_header`` override the task's layout.
+    Sources, in order: ``hf_name`` (``True`` for the task's default hub dataset, or a name /
+    ``(path, config)``; needs ``pip install datasets`` and internet), else a TSV file found by
+    :func:`find_split_file` under ``data_dir`` / ``$ANALOG_PEFT_DATA`` / ``<project>/../shared/datasets``.
+    ``data_dir`` may also be any GLUE-format folder with ``{train,dev}.tsv``; ``text_column``/``label_column``
+    (names for files with a header, 0-based indices otherwise) and ``has_header`` override the task's layout.
 
     Subsampling (``max_examples``) is deterministic: the same ``seed`` picks the same rows, see
     :func:`subsample_indices`. Labels must be integers in ``0..num_labels-1``; problems raise ``ValueError``
@@ -179,5 +198,9 @@ def load_split(
         raise ValueError(f"The {split!r} split of {spec.name!r} from {source} is empty.")
     keep = subsample_indices(len(texts), max_examples, seed)
     return ClassificationData(
-        texts=[texts[i] for i in keep], labels=[labels[i] for i in keep], task=spec.name, split=split, source=source
+        texts=[texts[i] for i in keep],
+        labels=[labels[i] for i in keep],
+        task=spec.name,
+        split=split,
+        source=source,
     )

@@ -1,22 +1,27 @@
 """Task metrics: accuracy, Matthews correlation, and the E2E NLG challenge metrics.
 
-E2E metrics follow the official ``e2e-metrics`` script (``measure_scores.py``) and its scales: BLEU, METEOR and
-ROUGE-L as fractions in [0, 1], NIST and CIDEr raw (NIST ~ 0..15, CIDEr-D ~ 0..10). Each prediction is scored
-against all references of its MR.
+E2E metrics follow the official ``e2e-metrics`` script (``measure_scores.py``) and its scales: BLEU, METEOR
+and ROUGE-L as fractions in [0, 1], NIST and CIDEr raw (NIST ~ 0..15, CIDEr-D ~ 0..10). Each prediction is
+scored against all references of its MR.
 
 Which code computes what, and why:
 
-* **BLEU** -- ``sacrebleu`` (corpus BLEU-4, ``13a`` tokenisation = mteval-v13a, lowercased as mteval's default,
-  closest reference length, no smoothing). sacrebleu is the maintained re-implementation of mteval-v13a,
-  the script the official metrics call; its 100-scale score is divided by 100.
-* **NIST** -- implemented here (:func:`nist`, ~40 lines) after mteval-v13a / e2e-metrics' ``pymteval``: info
-  weights from all references, n-gram hits clipped by the maximum count in any reference, average reference
-  length in the brevity term, n = 5; same ``13a`` lowercased tokens as BLEU. ``nltk.translate.nist_score``
-  was not used: with several references it scores against the single best reference and its length, which
-  is not what mteval computes (with one reference the two agree; the tests check that).
+* **BLEU** -- ``sacrebleu`` (corpus BLEU-4, ``13a`` tokenisation = mteval-v13a, lowercased as mteval's
+  default, closest reference length, no smoothing). sacrebleu is the maintained re-implementation of
+  mteval-v13a, the script the official metrics call; its 100-scale score is divided by 100. Checked on E2E
+  test references: n-gram counts and lengths equal those of e2e-metrics' Python ``pymteval``, except that
+  n-gram totals of hypotheses shorter than n are 0 here (as in the Perl script), not negative.
+* **NIST** -- implemented here (:func:`nist`, ~40 lines) as in e2e-metrics' ``pymteval`` (its Python
+  mteval-v13a): info weights from all references, n-gram hits clipped by the maximum count in any reference,
+  average reference length in the brevity term, n = 5; same ``13a`` lowercased tokens as BLEU. (pymteval's
+  authors note that the Perl script, which pads MRs with fewer references with empty ones, differs slightly
+  for a variable number of references.) ``nltk.translate.nist_score`` was not used: with several references
+  it scores against the single best reference and its length, which is not what mteval computes (with one
+  reference the two agree, as tested).
 * **METEOR** -- ``pycocoevalcap`` (METEOR 1.5 jar with its English paraphrase table, run on Java, offline) on
-  PTB-tokenised text, as the official script does via the MS-COCO caption evaluation code. NLTK's METEOR
-  was not used: it needs the WordNet corpus, downloaded from the internet, and is a different algorithm.
+  PTB-tokenised text, as the official script does through the MS-COCO caption evaluation code. NLTK's
+  METEOR was not used: it needs the WordNet corpus (an internet download) and is a simplified variant
+  without paraphrases.
 * **ROUGE-L** and **CIDEr** (CIDEr-D) -- ``pycocoevalcap`` (pure Python), on the same PTB-tokenised,
   lowercased, punctuation-free text (Stanford PTBTokenizer jar shipped with ``pycocoevalcap``).
 
@@ -46,7 +51,7 @@ _COCO_PUNCTUATION = frozenset(
 )
 
 
-# ----------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------
 # Classification
 
 
@@ -68,9 +73,9 @@ def accuracy(predictions: Sequence[int] | np.ndarray, labels: Sequence[int] | np
 def matthews_corrcoef(predictions: Sequence[int] | np.ndarray, labels: Sequence[int] | np.ndarray) -> float:
     """Matthews correlation coefficient (Gorodkin's multi-class R_K; the usual MCC for two classes).
 
-    ``(c*s - sum_k p_k t_k) / sqrt((s^2 - sum_k p_k^2) (s^2 - sum_k t_k^2))`` with ``s`` samples, ``c`` correct,
-    ``p_k``/``t_k`` times class k is predicted/true. Defined as 0 when a denominator factor is 0 (constant
-    predictions or labels), as in scikit-learn.
+    ``(c*s - sum_k p_k t_k) / sqrt((s^2 - sum_k p_k^2) (s^2 - sum_k t_k^2))`` with ``s`` samples,
+    ``c`` correct, ``p_k``/``t_k`` times class k is predicted/true. Defined as 0 when a denominator factor is
+    0 (constant predictions or labels), as in scikit-learn.
     """
     p, y = _as_int_array(predictions, "predictions"), _as_int_array(labels, "labels")
     if p.shape != y.shape or p.size == 0:
@@ -89,10 +94,13 @@ def matthews_corrcoef(predictions: Sequence[int] | np.ndarray, labels: Sequence[
 
 def classification_metrics(predictions: Sequence[int], labels: Sequence[int]) -> dict[str, float]:
     """``{"accuracy": ..., "matthews_correlation": ...}``."""
-    return {"accuracy": accuracy(predictions, labels), "matthews_correlation": matthews_corrcoef(predictions, labels)}
+    return {
+        "accuracy": accuracy(predictions, labels),
+        "matthews_correlation": matthews_corrcoef(predictions, labels),
+    }
 
 
-# ----------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------
 # E2E: BLEU / NIST (mteval-v13a tokenisation)
 
 
@@ -184,7 +192,7 @@ def nist(predictions: Sequence[str], references: Sequence[Sequence[str]], max_n:
     return score * (1.0 if ratio >= 1 else math.exp(-beta * math.log(ratio) ** 2))
 
 
-# ----------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------
 # E2E: METEOR / ROUGE-L / CIDEr (MS-COCO caption evaluation code)
 
 
@@ -205,14 +213,22 @@ def _java() -> str:
 
 
 def ptb_tokenize(texts: Sequence[str]) -> list[str]:
-    """Stanford PTB tokenisation, lowercased, punctuation removed (MS-COCO caption evaluation preprocessing)."""
+    """Stanford PTB tokenisation, lowercased, punctuation dropped (as in MS-COCO caption evaluation)."""
     jar = _coco_dir() / "tokenizer" / "stanford-corenlp-3.4.1.jar"
-    lines = [" ".join(t.split()) or "." for t in texts]  # an empty line would shift the output; "." is dropped
+    # An empty line would shift the output; "." stands in for it and is dropped as punctuation.
+    lines = [" ".join(t.split()) or "." for t in texts]
     with tempfile.TemporaryDirectory(prefix="analog_peft_ptb_") as tmp:
         src = Path(tmp) / "sentences.txt"
         src.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        cmd = [_java(), "-cp", str(jar), "edu.stanford.nlp.process.PTBTokenizer", "-preserveLines", "-lowerCase",
-               str(src)]
+        cmd = [
+            _java(),
+            "-cp",
+            str(jar),
+            "edu.stanford.nlp.process.PTBTokenizer",
+            "-preserveLines",
+            "-lowerCase",
+            str(src),
+        ]
         out = subprocess.run(cmd, capture_output=True, check=True).stdout.decode("utf-8")
     rows = out.split("\n")[: len(lines)]
     if len(rows) != len(lines):
@@ -238,7 +254,7 @@ def _coco_inputs(
     return gts, res
 
 
-# ----------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------
 # E2E: all together
 
 
@@ -247,8 +263,9 @@ def e2e_metrics(
 ) -> dict[str, float]:
     """Official E2E NLG metrics of ``predictions`` against all ``references`` of each MR.
 
-    Returns ``{"BLEU", "NIST", "METEOR", "ROUGE_L", "CIDEr"}`` (or the subset in ``metrics``) on the e2e-metrics
-    scales: BLEU/METEOR/ROUGE-L fractions, NIST and CIDEr raw. See the module docstring for the libraries.
+    Returns ``{"BLEU", "NIST", "METEOR", "ROUGE_L", "CIDEr"}`` (or the subset in ``metrics``) on the
+    e2e-metrics scales: BLEU/METEOR/ROUGE-L fractions, NIST and CIDEr raw. See the module docstring for the
+    libraries.
     """
     _check(predictions, references)
     unknown = set(metrics) - set(E2E_METRICS)

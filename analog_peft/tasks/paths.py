@@ -11,7 +11,7 @@ DEFAULT_DATA_DIR = PROJECT_ROOT.parent / "shared" / "datasets"
 
 
 def resolve_data_dir(data_dir: str | os.PathLike[str] | None = None) -> Path:
-    """Return the data root: ``data_dir`` if given, else ``$ANALOG_PEFT_DATA``, else ``<project>/../shared/datasets``."""
+    """The data root: ``data_dir``, else ``$ANALOG_PEFT_DATA``, else ``<project>/../shared/datasets``."""
     if data_dir is not None:
         return Path(data_dir).expanduser()
     env = os.environ.get(DATA_ENV_VAR)

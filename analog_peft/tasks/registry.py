@@ -23,7 +23,7 @@ class TaskSpec:
         split_files: file name of each split inside ``subdir``.
         text_column / label_column: column names (header files) or 0-based indices (headerless files).
         has_header: whether the TSV files start with a header row.
-        hf_name: ``(path, config)`` of the task on the Hugging Face hub, for :func:`load_split` with ``hf=True``.
+        hf_name: ``(path, config)`` of the task on the Hugging Face hub (``load_split(..., hf_name=True)``).
     """
 
     name: str
@@ -118,6 +118,6 @@ def get_task(name: str | TaskSpec) -> TaskSpec:
 
 
 def canonical_split(split: str) -> str:
-    """Map split aliases (``validation``, ``val``...) to the names used here (``train``, ``dev``, ``test``)."""
+    """Map split aliases (``validation``, ``val``...) to the names used here: ``train``, ``dev``, ``test``."""
     key = split.strip().lower()
     return SPLIT_ALIASES.get(key, key)
