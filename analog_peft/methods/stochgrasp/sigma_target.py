@@ -1,0 +1,45 @@
+"""Deriving StochGRASP's relative target spreads from a device model (see :class:`StochGraspConfig`)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def group_sums(values: Tensor, group_index: Tensor, k: int) -> Tensor:
+    """Sum a ``[D]`` tensor into ``[K]`` groups."""
+    return torch.zeros(k, dtype=values.dtype, device=values.device).index_add_(0, group_index, values)
+
+
+def device_reads(weight: Tensor, device_model, t: float, generator, n_draws: int, compensate: bool) -> list[Tensor]:
+    """``n_draws`` errors ``ΔW = a·W_t − W`` of independently programmed copies of ``weight``."""
+    errors = []
+    for _ in range(n_draws):
+        state = device_model.program(weight, generator)
+        w_t = device_model.read(state, t, generator).to(weight)
+        if compensate:
+            denom = (w_t * w_t).sum()
+            w_t = w_t * ((w_t * weight).sum() / denom) if denom > 0 else w_t
+        errors.append(w_t - weight)
+    return errors
+
+
+@torch.no_grad()
+def weight_spread(weight: Tensor, errors: list[Tensor], group_index: Tensor, k: int) -> Tensor:
+    """``σ_k = ‖ΔW[:, G_k]‖ / ‖W[:, G_k]‖`` (mean square over draws)."""
+    err = torch.stack([e.pow(2).sum(0) for e in errors]).mean(0)
+    ref = weight.pow(2).sum(0)
+    return (group_sums(err, group_index, k) / group_sums(ref, group_index, k).clamp_min(1e-30)).sqrt()
+
+
+@torch.no_grad()
+def output_error(weight: Tensor, errors: list[Tensor], x: Tensor, group_index: Tensor, k: int) -> Tensor:
+    """``σ_k = ‖X_k ΔW[:, G_k]ᵀ‖ / ‖X_k W[:, G_k]ᵀ‖`` on calibration inputs ``X`` (``[N, D]``)."""
+    out = torch.empty(k, dtype=weight.dtype)
+    for g in range(k):
+        cols = (group_index == g).nonzero().squeeze(1)
+        xg = x[:, cols]
+        ref = (xg @ weight[:, cols].t()).pow(2).sum()
+        err = torch.stack([(xg @ e[:, cols].t()).pow(2).sum() for e in errors]).mean()
+        out[g] = (err / ref.clamp_min(1e-30)).sqrt()
+    return out
