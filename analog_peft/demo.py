@@ -30,8 +30,9 @@ def run_conversion_demo(
     times: tuple[float, ...] = (1.0, 86400.0, 31536000.0),
     n_sentences: int = 32,
     seed: int = 0,
+    rpu: str = "mapped",
 ) -> dict:
-    """Convert ``model_name`` with the standard preset, program ``n_chips`` chips, print output errors."""
+    """Convert ``model_name`` (preset ``rpu``), program ``n_chips`` chips, print output errors."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     tok = load_tokenizer(model_name)
@@ -41,7 +42,7 @@ def run_conversion_demo(
     base = model.base_model
     with torch.no_grad():
         reference = base(**batch).last_hidden_state
-    report = convert(model, "standard")
+    report = convert(model, rpu)
     print(report.table())
     report.to_json(str(out / "conversion_report.json"))
     calibrate_input_ranges(base, [batch])

@@ -8,6 +8,11 @@ Presets (``RPUPreset(name, **options).build()``):
 * ``ideal`` — perfect forward (no DAC/ADC, no output noise, no weight scaling, one tile per layer): the
   converted model reproduces the digital one exactly. With a device model (e.g. relative Gaussian
   ``σ = η·max|W|``) it is the plain weight-noise setting of Joshi et al., Nat. Commun. 11, 2473 (2020).
+* ``mapped`` — ``standard``'s weight mapping (512-row tiles, column-wise scaling to the conductance range
+  with digital out-scaling) with a perfect periphery: isolates the device's weight noise from DAC/ADC and
+  output noise. Column-wise mapping matters for device models with an additive conductance-noise floor
+  (PCM, ReRAM): per-tile mapping puts most weights of layers with outliers near 0 µS, where that floor
+  dominates.
 * ``standard`` — the AIMC setup of Rasch et al., Nat. Commun. 14, 5282 (2023): 512-row tiles, 8-bit-like
   DAC/ADC (254 levels), output noise 0.04, column-wise weight scaling (ω = 1) with learned digital
   out-scaling, channel-wise remapping and clipping, learned input ranges, ADD_NORMAL weight noise during
@@ -42,7 +47,7 @@ from aihwkit.simulator.parameters.enums import (
     WeightRemapType,
 )
 
-PRESETS = ("ideal", "standard")
+PRESETS = ("ideal", "mapped", "standard")
 
 
 @dataclass
@@ -85,6 +90,26 @@ def ideal_config(tile_size: int = 0) -> TorchInferenceRPUConfig:
             weight_scaling_omega=0.0,
             max_input_size=tile_size,
             max_output_size=0,
+        ),
+        modifier=WeightModifierParameter(type=WeightModifierType.NONE),
+        clip=WeightClipParameter(type=WeightClipType.NONE),
+        remap=WeightRemapParameter(type=WeightRemapType.NONE),
+        drift_compensation=GlobalDriftCompensation(),
+    )
+
+
+def mapped_config(tile_size: int = 512) -> TorchInferenceRPUConfig:
+    """Column-wise weight mapping onto ``tile_size``-row tiles, perfect periphery."""
+    return TorchInferenceRPUConfig(
+        forward=IOParameters(is_perfect=True),
+        mapping=MappingParameter(
+            digital_bias=True,
+            weight_scaling_omega=1.0,
+            weight_scaling_columnwise=True,
+            max_input_size=tile_size,
+            max_output_size=0,
+            learn_out_scaling=True,
+            out_scaling_columnwise=True,
         ),
         modifier=WeightModifierParameter(type=WeightModifierType.NONE),
         clip=WeightClipParameter(type=WeightClipType.NONE),
@@ -140,9 +165,10 @@ def standard_config(
     )
 
 
-_BUILDERS = {"ideal": ideal_config, "standard": standard_config}
+_BUILDERS = {"ideal": ideal_config, "mapped": mapped_config, "standard": standard_config}
 _OPTIONS: dict[str, dict[str, Any]] = {
     "ideal": {"tile_size": 0},
+    "mapped": {"tile_size": 512},
     "standard": {
         "tile_size": 512,
         "out_noise": 0.04,
