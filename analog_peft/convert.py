@@ -166,6 +166,7 @@ def convert(
             fate.reason = _why_not_selected(name, spec, how)
         else:
             analog = _to_analog(module, rpu_config)
+            analog.converted_name = name  # stable identity for chip seeds, even inside adapter wrappers
             _set_module(model, name, analog)
             fate.fate, fate.reason = "analog", f"selected ({how})"
             fate.type = f"{type(module).__name__}→AnalogLinear"
@@ -183,9 +184,14 @@ def analog_layers(model: nn.Module) -> dict[str, AnalogLinear]:
 
 
 def analog_tiles(model: nn.Module) -> list[tuple[str, TorchInferenceTile]]:
-    """Every analog tile of a converted model as ``(layer name, tile)`` in a fixed order."""
+    """Every analog tile as ``(layer name at conversion, tile)`` in a fixed order.
+
+    The name is the one the layer had when it was converted, so adapters that wrap layers later (and
+    rename them) do not change a tile's identity — or the seeds a chip draws for it.
+    """
     out = []
     for name, layer in analog_layers(model).items():
+        name = getattr(layer, "converted_name", name)
         for tile in layer.analog_tiles():
             if not isinstance(tile, TorchInferenceTile):
                 raise TypeError(f"{name}: tile {type(tile).__name__} is not a pure-PyTorch tile")

@@ -1,0 +1,62 @@
+"""Deploy a trained adapter on an analog base: ``periphery`` (adapter digital, base analog) or ``fused``.
+
+* ``periphery`` — convert the pretrained base, then attach the adapter around the analog layers. The
+  analog tiles hold the *pretrained* weights only, so chip ``k`` programs bit-identical tiles for every
+  method (the seeds depend on the run seed, the chip and the tile, never on the method): comparisons
+  between methods on the same chip are paired.
+* ``fused`` — fold the adapter into the digital weights first (GRASP, StochGRASP means, LoRA, (IA)^3),
+  then convert: the adapter's effect is programmed and suffers the same device noise.
+
+Nothing programmed is ever saved: a deployment is rebuilt from the digital base, the adapter and the
+configuration, and a chip from its seed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from analog_peft.convert import ConversionReport, convert
+from analog_peft.methods import load_adapter, merge_adapter
+from analog_peft.models import load_classifier
+
+DEPLOYMENTS = ("periphery", "fused")
+
+
+@dataclass
+class Deployment:
+    """A converted model ready to be programmed as chips, with what it was built from."""
+
+    name: str
+    model: nn.Module
+    report: ConversionReport
+    deployment: str
+    adapter_dir: str | None
+
+
+def deploy(
+    base_model: str,
+    adapter_dir: str | Path | None,
+    deployment: str = "periphery",
+    rpu: str | dict[str, Any] = "mapped",
+    num_labels: int = 2,
+    name: str | None = None,
+    head_seed: int = 0,
+) -> Deployment:
+    """Build the analog model of one method (``adapter_dir=None``: the bare base with its seeded head)."""
+    if deployment not in DEPLOYMENTS:
+        raise ValueError(f"unknown deployment {deployment!r}; choose one of {DEPLOYMENTS}")
+    model = load_classifier(base_model, num_labels=num_labels, seed=head_seed)
+    if deployment == "fused" and adapter_dir is not None:
+        model = merge_adapter(load_adapter(model, adapter_dir))
+        report = convert(model, rpu)
+    else:
+        report = convert(model, rpu)
+        if adapter_dir is not None:
+            model = load_adapter(model, adapter_dir)
+    model.eval()
+    label = name or (Path(adapter_dir).name if adapter_dir is not None else "base")
+    return Deployment(label, model, report, deployment, None if adapter_dir is None else str(adapter_dir))

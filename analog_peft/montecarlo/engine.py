@@ -1,0 +1,374 @@
+"""Chip Monte Carlo: every method × chip × inference time, as a tidy table written incrementally.
+
+A run directory holds ``manifest.json`` (config, its hash, seeds, package versions, eval-set hash),
+``digital.csv`` (each method's noise-free score, ``chip = -1``), one ``chips/chip_NNNNN.csv`` per finished
+chip (written atomically: a temporary file renamed into place) and ``results.csv`` (all rows). A killed
+run resumes where it stopped: finished chips are kept, the chip in flight is redone from its seed, none is
+duplicated. A run directory made with another configuration is refused.
+
+Chips are independent and seeded by ``(seed, chip, tile, purpose, t)`` (see :mod:`analog_peft.chips`), so
+the table does not depend on the number of workers or on the order chips finish in. Workers are local
+processes by default, or Ray tasks (``executor="ray"``, ``pip install ray``) for clusters.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import tempfile
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+import device_models
+from analog_peft.chips import ChipProgrammer
+from analog_peft.deploy import DEPLOYMENTS, Deployment, deploy
+from analog_peft.models import load_tokenizer
+from analog_peft.montecarlo.stats import format_time
+from analog_peft.tasks import get_task, load_split
+from analog_peft.tasks.batching import encode_classification, pad_collate
+from analog_peft.tasks.metrics import classification_metrics
+
+DAY = 86400.0
+DEFAULT_TIMES = (1.0, 3600.0, DAY, 7 * DAY, 30 * DAY, 365 * DAY)
+COLUMNS = ["run", "method", "task", "device", "deployment", "chip", "t", "t_label", "metric", "value"]
+
+
+class RunDirMismatch(RuntimeError):
+    """The run directory holds results made with a different configuration."""
+
+
+@dataclass
+class MethodSpec:
+    """One deployed method: a display name and its adapter directory (``None``: the bare base)."""
+
+    name: str
+    adapter: str | None = None
+
+
+@dataclass
+class MonteCarloConfig:
+    """Everything that determines a Monte Carlo table (hashed into the manifest)."""
+
+    methods: list[MethodSpec]
+    base_model: str = "minilm-l6"
+    task: str = "sst2"
+    split: str = "dev"
+    max_examples: int | None = None
+    data_dir: str | None = None
+    max_length: int = 128
+    batch_size: int = 64
+    device: str | dict[str, Any] = "pcm"
+    rpu: str | dict[str, Any] = "mapped"
+    deployment: str = "periphery"
+    n_chips: int = 25
+    times: list[float] = field(default_factory=lambda: list(DEFAULT_TIMES))
+    seed: int = 0
+    compensate_drift: bool = True
+    num_labels: int = 2
+    run: str = "mc"
+
+    def __post_init__(self) -> None:
+        self.methods = [m if isinstance(m, MethodSpec) else MethodSpec(**m) for m in self.methods]
+        self.times = [float(t) for t in self.times]
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the problem and the fix, before anything is loaded or run."""
+        if not self.methods:
+            raise ValueError("no methods given: pass at least one NAME=ADAPTER_DIR (or NAME= for the bare base)")
+        names = [m.name for m in self.methods]
+        if len(set(names)) != len(names):
+            raise ValueError(f"method names must be unique, got {names}")
+        for m in self.methods:
+            if m.adapter is not None and not (Path(m.adapter) / "adapter_config.json").is_file():
+                raise ValueError(f"method {m.name!r}: {m.adapter} has no adapter_config.json (not a saved adapter)")
+        if not self.times:
+            raise ValueError("the time grid is empty: give at least one inference time, e.g. --times 1s,1d,1y")
+        if any(t < 0 for t in self.times) or len(set(self.times)) != len(self.times):
+            raise ValueError(f"inference times must be distinct and >= 0 s, got {self.times}")
+        if self.n_chips < 1:
+            raise ValueError(f"n_chips must be >= 1, got {self.n_chips}")
+        if self.deployment not in DEPLOYMENTS:
+            raise ValueError(f"unknown deployment {self.deployment!r}; choose one of {DEPLOYMENTS}")
+        dm = device_models.get(self.device)
+        for t in self.times:
+            if t > 0:
+                dm.check_time(t)
+        if get_task(self.task).kind != "classification":
+            raise ValueError(f"task {self.task!r} is not a classification task; the engine scores classifiers")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def digest(self) -> str:
+        """Hash of everything that changes the results (not of ``run``, the display name)."""
+        data = {k: v for k, v in self.to_dict().items() if k != "run"}
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> MonteCarloConfig:
+        return cls(**data)
+
+
+# -- evaluation ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class EvalSet:
+    """A tokenised, batched evaluation set and its labels."""
+
+    batches: list[dict[str, torch.Tensor]]
+    labels: list[int]
+    sha256: str
+
+
+def load_eval_set(config: MonteCarloConfig) -> EvalSet:
+    data = load_split(config.task, config.split, data_dir=config.data_dir, max_examples=config.max_examples, seed=0)
+    tok = load_tokenizer(config.base_model)
+    features = encode_classification(tok, data, max_length=config.max_length)
+    pad = tok.pad_token_id or 0
+    # length-sorted batches: less padding, same predictions (padding is masked)
+    order = sorted(range(len(features)), key=lambda i: len(features[i]["input_ids"]))
+    batches, labels = [], []
+    for start in range(0, len(order), config.batch_size):
+        idx = order[start : start + config.batch_size]
+        batch = pad_collate([features[i] for i in idx], pad_token_id=pad)
+        labels.extend(int(data.labels[i]) for i in idx)
+        batch.pop("labels", None)
+        batches.append(batch)
+    digest = hashlib.sha256("\n".join(f"{t}\t{y}" for t, y in zip(data.texts, data.labels, strict=True)).encode())
+    return EvalSet(batches, labels, digest.hexdigest())
+
+
+@torch.no_grad()
+def score(model: torch.nn.Module, eval_set: EvalSet, chips: ChipProgrammer | None = None) -> dict[str, float]:
+    """Task metrics of ``model`` on the eval set (per-MVM forward noise seeded per batch when ``chips``)."""
+    preds: list[int] = []
+    for i, batch in enumerate(eval_set.batches):
+        if chips is None:
+            logits = model(**batch).logits
+        else:
+            with chips.seeded_forward("batch", i):
+                logits = model(**batch).logits
+        preds.extend(logits.argmax(-1).tolist())
+    return classification_metrics(preds, eval_set.labels)
+
+
+# -- one process's work ----------------------------------------------------------------------------------
+
+
+class _Worker:
+    """Deployments and chip programmers of every method, built once per process."""
+
+    def __init__(self, config: MonteCarloConfig, threads: int | None = None) -> None:
+        if threads:
+            torch.set_num_threads(threads)
+        self.config = config
+        self.eval_set = load_eval_set(config)
+        self.deployments: list[tuple[Deployment, ChipProgrammer]] = []
+        for m in config.methods:
+            dep = deploy(config.base_model, m.adapter, config.deployment, config.rpu, config.num_labels, name=m.name)
+            chips = ChipProgrammer(dep.model, config.device, seed=config.seed, compensate_drift=config.compensate_drift)
+            self.deployments.append((dep, chips))
+
+    def chip_rows(self, chip: int) -> list[dict[str, Any]]:
+        c = self.config
+        device_name = device_models.get(c.device).name
+        rows = []
+        for dep, chips in self.deployments:
+            chips.program(chip)
+            for t in c.times:
+                chips.drift(t)
+                for metric, value in score(dep.model, self.eval_set, chips).items():
+                    rows.append(_row(c, dep.name, device_name, chip, t, metric, value))
+            chips.reset()
+        return rows
+
+
+_WORKER: _Worker | None = None
+
+
+def _init_process(config_dict: dict[str, Any], threads: int) -> None:
+    global _WORKER
+    _WORKER = _Worker(MonteCarloConfig.from_dict(config_dict), threads)
+
+
+def _process_chip(chip: int) -> tuple[int, list[dict[str, Any]]]:
+    assert _WORKER is not None
+    return chip, _WORKER.chip_rows(chip)
+
+
+def _row(c: MonteCarloConfig, method: str, device: str, chip: int, t: float, metric: str, value: float) -> dict:
+    return {
+        "run": c.run, "method": method, "task": c.task, "device": device, "deployment": c.deployment,
+        "chip": chip, "t": t, "t_label": format_time(t) if t > 0 else "0s", "metric": metric, "value": value,
+    }
+
+
+# -- the run ---------------------------------------------------------------------------------------------
+
+
+def run_montecarlo(
+    config: MonteCarloConfig,
+    out_dir: str | Path,
+    workers: int = 1,
+    executor: str = "process",
+    progress: bool = True,
+    stop_after: int | None = None,
+) -> pd.DataFrame:
+    """Run (or resume) the Monte Carlo study of ``config`` in ``out_dir``; return the tidy table.
+
+    ``workers`` local processes (1: in this process), or ``executor="ray"`` to spread chips over a Ray
+    cluster (``ray.init()`` is called if needed; set ``RAY_ADDRESS`` to join an existing cluster).
+    ``stop_after`` stops after that many newly finished chips (for tests of interruption).
+    """
+    config.validate()
+    out = Path(out_dir)
+    (out / "chips").mkdir(parents=True, exist_ok=True)
+    eval_set = load_eval_set(config)
+    _check_or_write_manifest(out, config, eval_set)
+    if not (out / "digital.csv").exists():
+        _write_csv(out / "digital.csv", _digital_rows(config, eval_set))
+    pending = [k for k in range(config.n_chips) if not _chip_path(out, k).exists()]
+    if stop_after is not None:
+        pending = pending[:stop_after]
+    bar = tqdm(total=config.n_chips, initial=config.n_chips - len(pending), desc="chips", disable=not progress)
+    for chip, rows in _execute(config, pending, workers, executor):
+        _write_csv(_chip_path(out, chip), rows)
+        bar.update(1)
+    bar.close()
+    return collect(out)
+
+
+def collect(out_dir: str | Path) -> pd.DataFrame:
+    """Assemble ``results.csv`` from the digital rows and every finished chip (atomically); return it."""
+    out = Path(out_dir)
+    parts = [pd.read_csv(out / "digital.csv")] + [pd.read_csv(p) for p in sorted((out / "chips").glob("chip_*.csv"))]
+    df = pd.concat(parts, ignore_index=True)[COLUMNS].sort_values(["method", "chip", "t", "metric"], kind="stable")
+    df = df.reset_index(drop=True)
+    _atomic_write(out / "results.csv", df.to_csv(index=False))
+    return df
+
+
+def _execute(
+    config: MonteCarloConfig, chips: Sequence[int], workers: int, executor: str
+) -> Iterator[tuple[int, list[dict[str, Any]]]]:
+    if not chips:
+        return
+    if executor == "ray":
+        yield from _execute_ray(config, chips)
+    elif executor != "process":
+        raise ValueError(f"unknown executor {executor!r}; use 'process' or 'ray'")
+    elif workers <= 1:
+        worker = _Worker(config)
+        for chip in chips:
+            yield chip, worker.chip_rows(chip)
+    else:
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        ctx = get_context("spawn")
+        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_process,
+                                 initargs=(config.to_dict(), threads)) as pool:
+            futures = [pool.submit(_process_chip, chip) for chip in chips]
+            for fut in as_completed(futures):
+                yield fut.result()
+
+
+def _execute_ray(config: MonteCarloConfig, chips: Sequence[int]) -> Iterator[tuple[int, list[dict[str, Any]]]]:
+    try:
+        import ray
+    except ImportError as err:
+        raise ImportError("executor='ray' needs Ray: pip install 'analog-peft[ray]' (or pip install ray)") from err
+    if not ray.is_initialized():
+        ray.init(ignore_reinit_error=True)
+
+    @ray.remote
+    class RayWorker:
+        def __init__(self, config_dict: dict[str, Any]) -> None:
+            self.worker = _Worker(MonteCarloConfig.from_dict(config_dict))
+
+        def run(self, chip: int) -> tuple[int, list[dict[str, Any]]]:
+            return chip, self.worker.chip_rows(chip)
+
+    n_actors = max(1, min(len(chips), int(ray.available_resources().get("CPU", 1))))
+    actors = [RayWorker.remote(config.to_dict()) for _ in range(n_actors)]
+    refs = [actors[i % n_actors].run.remote(chip) for i, chip in enumerate(chips)]
+    while refs:
+        done, refs = ray.wait(refs, num_returns=1)
+        yield ray.get(done[0])
+
+
+def _digital_rows(config: MonteCarloConfig, eval_set: EvalSet) -> list[dict[str, Any]]:
+    rows = []
+    for m in config.methods:
+        dep = deploy(config.base_model, m.adapter, config.deployment, "ideal", config.num_labels, name=m.name)
+        for metric, value in score(dep.model, eval_set).items():
+            row = _row(config, m.name, "digital", -1, 0.0, metric, value)
+            rows.append(row)
+    return rows
+
+
+def _check_or_write_manifest(out: Path, config: MonteCarloConfig, eval_set: EvalSet) -> None:
+    path = out / "manifest.json"
+    if path.exists():
+        try:
+            old = json.loads(path.read_text())
+        except json.JSONDecodeError as err:
+            raise RunDirMismatch(f"{path} is corrupt ({err}); use a new run directory") from err
+        if old.get("config_hash") != config.digest() or old.get("eval_set_sha256") != eval_set.sha256:
+            raise RunDirMismatch(
+                f"{out} holds results of a different configuration (hash {old.get('config_hash')} vs "
+                f"{config.digest()}); results would be mixed. Use a new --out directory, or the original config."
+            )
+        return
+    manifest = {
+        **config.to_dict(),
+        "config": config.to_dict(),
+        "config_hash": config.digest(),
+        "eval_set_sha256": eval_set.sha256,
+        "eval_set_size": len(eval_set.labels),
+        "device_model": device_models.get(config.device).to_dict(),
+        "versions": _versions(),
+    }
+    _atomic_write(path, json.dumps(manifest, indent=2, default=str))
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for pkg in ("analog-peft", "torch", "aihwkit", "transformers", "numpy", "scipy", "pandas"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+def _chip_path(out: Path, chip: int) -> Path:
+    return out / "chips" / f"chip_{chip:05d}.csv"
+
+
+def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    _atomic_write(path, pd.DataFrame(rows, columns=COLUMNS).to_csv(index=False))
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path``, fsync it, then rename it into place."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,151 @@
+"""Monte Carlo engine: determinism across workers, kill -9 and resume, pairing, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from analog_peft.chips import ChipProgrammer
+from analog_peft.deploy import deploy
+from analog_peft.methods import GraspConfig, LoraConfig, attach
+from analog_peft.models import load_classifier
+from analog_peft.montecarlo.engine import MethodSpec, MonteCarloConfig, RunDirMismatch, run_montecarlo
+
+GAUSS = {"name": "gaussian", "params": {"eta": 0.01}}
+
+
+@pytest.fixture(scope="module")
+def adapters(tmp_path_factory) -> dict[str, str]:
+    root = tmp_path_factory.mktemp("adapters")
+    out = {}
+    for name, cfg in [("grasp", GraspConfig(k=8)), ("lora", LoraConfig(r=4))]:
+        adapted = attach(load_classifier("minilm-l6", num_labels=2, seed=0), cfg)
+        with torch.no_grad():  # make the two methods differ
+            for p in adapted.parameters():
+                if p.requires_grad:
+                    p.add_(0.05 * torch.randn_like(p))
+        adapted.save_adapter(root / name)
+        out[name] = str(root / name)
+    return out
+
+
+def small_config(adapters: dict[str, str], **kw) -> MonteCarloConfig:
+    base = dict(
+        methods=[MethodSpec(n, p) for n, p in adapters.items()],
+        max_examples=32, batch_size=32, n_chips=3, times=[1.0, 86400.0], device=GAUSS, rpu="ideal", seed=5,
+    )
+    return MonteCarloConfig(**{**base, **kw})
+
+
+@pytest.fixture(scope="module")
+def reference_table(adapters, tmp_path_factory) -> pd.DataFrame:
+    return run_montecarlo(small_config(adapters), tmp_path_factory.mktemp("mc") / "one", workers=1, progress=False)
+
+
+def test_table_shape_and_digital_rows(reference_table):
+    df = reference_table
+    analog = df[df.chip >= 0]
+    assert len(analog) == 2 * 3 * 2 * 2  # methods × chips × times × metrics
+    assert set(df.metric) == {"accuracy", "matthews_correlation"}
+    digital = df[df.chip == -1]
+    assert set(digital.method) == {"grasp", "lora"} and (digital.device == "digital").all()
+    assert set(analog.t_label) == {"1s", "1d"}
+
+
+def test_same_table_with_two_workers(adapters, reference_table, tmp_path):
+    df2 = run_montecarlo(small_config(adapters), tmp_path / "two", workers=2, progress=False)
+    pd.testing.assert_frame_equal(df2, reference_table)
+
+
+def test_resume_after_kill_9(adapters, reference_table, tmp_path):
+    run_dir = tmp_path / "killed"
+    cfg = small_config(adapters)
+    script = (
+        "import sys, json; from analog_peft.montecarlo.engine import *; "
+        "c = MonteCarloConfig.from_dict(json.loads(sys.argv[1])); run_montecarlo(c, sys.argv[2], progress=False)"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script, json.dumps(cfg.to_dict()), str(run_dir)])
+    deadline = time.time() + 300
+    while time.time() < deadline and not list((run_dir / "chips").glob("chip_*.csv")):
+        time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done_before = sorted(p.name for p in (run_dir / "chips").glob("chip_*.csv"))
+    assert 1 <= len(done_before) < 3, "the kill should land mid-run"
+    df = run_montecarlo(cfg, run_dir, progress=False)
+    pd.testing.assert_frame_equal(df, reference_table)
+    assert not list((run_dir / "chips").glob(".*tmp"))
+
+
+def test_interrupted_and_resumed_in_process(adapters, reference_table, tmp_path):
+    cfg = small_config(adapters)
+    partial = run_montecarlo(cfg, tmp_path / "r", stop_after=1, progress=False)
+    assert set(partial[partial.chip >= 0].chip) == {0}
+    pd.testing.assert_frame_equal(run_montecarlo(cfg, tmp_path / "r", progress=False), reference_table)
+
+
+def test_other_config_in_same_dir_is_refused(adapters, tmp_path):
+    run_montecarlo(small_config(adapters, n_chips=1, times=[1.0]), tmp_path / "x", progress=False)
+    with pytest.raises(RunDirMismatch, match="different configuration"):
+        run_montecarlo(small_config(adapters, n_chips=1, times=[1.0], seed=6), tmp_path / "x", progress=False)
+
+
+def test_empty_time_grid_is_refused(adapters, tmp_path):
+    with pytest.raises(ValueError, match="time grid is empty"):
+        run_montecarlo(small_config(adapters, times=[]), tmp_path / "e", progress=False)
+
+
+def test_unfitted_time_is_refused_before_running(adapters, tmp_path):
+    with pytest.raises(ValueError, match="fitted"):
+        run_montecarlo(small_config(adapters, device="reram", times=[3600.0]), tmp_path / "f", progress=False)
+    assert not (tmp_path / "f").exists()
+
+
+def test_adapter_for_another_base_is_refused(tmp_path, tiny_gpt2):
+    attach(tiny_gpt2, LoraConfig(r=2)).save_adapter(tmp_path / "gpt2_lora")
+    cfg = MonteCarloConfig(methods=[MethodSpec("x", str(tmp_path / "gpt2_lora"))], max_examples=8, n_chips=1,
+                           times=[1.0], device=GAUSS, rpu="ideal")
+    with pytest.raises(Exception, match="made for model_type='gpt2'"):
+        run_montecarlo(cfg, tmp_path / "g", progress=False)
+
+
+def test_not_an_adapter_dir_is_refused(tmp_path):
+    cfg = MonteCarloConfig(methods=[MethodSpec("x", str(tmp_path))], n_chips=1, times=[1.0])
+    with pytest.raises(ValueError, match="adapter_config.json"):
+        cfg.validate()
+
+
+def test_periphery_methods_share_the_programmed_base(adapters):
+    """Chip k programs bit-identical tiles under every method (paired comparison)."""
+    a = deploy("minilm-l6", adapters["grasp"], "periphery", "mapped")
+    b = deploy("minilm-l6", adapters["lora"], "periphery", "mapped")
+    wa = ChipProgrammer(a.model, "pcm", seed=3).program(2).drift(86400.0).weights()
+    wb = ChipProgrammer(b.model, "pcm", seed=3).program(2).drift(86400.0).weights()
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_fused_deployment_programs_the_adapter(adapters):
+    periphery = deploy("minilm-l6", adapters["grasp"], "periphery", "ideal")
+    fused = deploy("minilm-l6", adapters["grasp"], "fused", "ideal")
+    tp = ChipProgrammer(periphery.model, None).targets()
+    tf = ChipProgrammer(fused.model, None).targets()
+    assert tp.keys() == tf.keys() and any(not torch.equal(tp[k], tf[k]) for k in tp)
+    x = {"input_ids": torch.randint(1000, 3000, (2, 12)), "attention_mask": torch.ones(2, 12, dtype=torch.long)}
+    with torch.no_grad():
+        assert torch.allclose(periphery.model(**x).logits, fused.model(**x).logits, atol=1e-4)
+
+
+def test_manifest_records_config_and_versions(reference_table, adapters, tmp_path):
+    run_montecarlo(small_config(adapters, n_chips=1), tmp_path / "m", progress=False)
+    manifest = json.loads((Path(tmp_path / "m") / "manifest.json").read_text())
+    assert manifest["config_hash"] and manifest["eval_set_sha256"] and manifest["eval_set_size"] == 32
+    assert manifest["versions"]["aihwkit"] == "1.1.0" and manifest["device_model"]["name"] == "gaussian"
