@@ -73,7 +73,10 @@ def test_identity_at_init(base, batch, method):
     assert (out - ref).abs().max().item() <= 1e-5
 
 
-@pytest.mark.parametrize("method", list(CONFIGS))
+SLOW_FULL = [pytest.param("full", marks=pytest.mark.slow) if m == "full" else m for m in CONFIGS]
+
+
+@pytest.mark.parametrize("method", SLOW_FULL)
 def test_training_lowers_loss_and_changes_only_adapter(base, batch, method):
     model = fresh(base)
     adapted = attach(model, CONFIGS[method]())
@@ -145,7 +148,7 @@ def test_para_cannot_merge(base):
         merge_adapter(adapted)
 
 
-@pytest.mark.parametrize("method", list(CONFIGS))
+@pytest.mark.parametrize("method", SLOW_FULL)
 def test_save_load_roundtrip(base, batch, method, tmp_path):
     adapted = attach(fresh(base), CONFIGS[method]()).eval()
     perturb(adapted, 0.05)

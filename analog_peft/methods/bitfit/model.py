@@ -23,8 +23,9 @@ class BitFitModel(AdaptedModel):
             for name, module in self.model.named_modules():
                 bias = bias_parameter(module) if is_linear_like(module) else None
                 if bias is not None:
-                    found[name + (".analog_module.bias" if hasattr(module, "analog_module") else ".bias")] = bias
-        found = {n: p for n, p in found.items() if not n.startswith(heads)}
+                    found[f"{name}.bias"] = bias
+        # an analog layer's digital bias is saved under the digital name, so adapters move between both
+        found = {n.replace(".analog_module.bias", ".bias"): p for n, p in found.items() if not n.startswith(heads)}
         if not found:
             raise AdapterError(
                 "bitfit: this model has no bias parameters to train (e.g. Llama has none); choose another method"
