@@ -20,10 +20,18 @@ from typing import Any
 from torch import nn
 
 from analog_peft.convert import ConversionReport, convert
-from analog_peft.methods import load_adapter, merge_adapter
 from analog_peft.models import load_classifier
 
 DEPLOYMENTS = ("periphery", "fused")
+
+
+def load_adapted(model: nn.Module, adapter_dir: str | Path):
+    """Load any saved adapter (every method, and the training package's head-only baseline) onto ``model``."""
+    try:
+        from analog_peft.training.setup import load_adapted as load_any
+    except ImportError:  # training package not installed: adapters of the methods package only
+        from analog_peft.methods import load_adapter as load_any
+    return load_any(model, adapter_dir)
 
 
 @dataclass
@@ -51,12 +59,13 @@ def deploy(
         raise ValueError(f"unknown deployment {deployment!r}; choose one of {DEPLOYMENTS}")
     model = load_classifier(base_model, num_labels=num_labels, seed=head_seed)
     if deployment == "fused" and adapter_dir is not None:
-        model = merge_adapter(load_adapter(model, adapter_dir))
+        adapted = load_adapted(model, adapter_dir)
+        model = adapted.merge() if hasattr(adapted, "merge") else adapted  # head-only: nothing to fold
         report = convert(model, rpu)
     else:
         report = convert(model, rpu)
         if adapter_dir is not None:
-            model = load_adapter(model, adapter_dir)
+            model = load_adapted(model, adapter_dir)
     model.eval()
     label = name or (Path(adapter_dir).name if adapter_dir is not None else "base")
     return Deployment(label, model, report, deployment, None if adapter_dir is None else str(adapter_dir))
