@@ -8,9 +8,10 @@ from collections.abc import Sequence
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from analog_peft.demo import run_conversion_demo
+    from analog_peft.demo import run_demo
 
-    run_conversion_demo(args.out, model_name=args.model, device=args.device, n_chips=args.chips, seed=args.seed)
+    run_demo(args.out, model_name=args.model, device=args.device, n_chips=args.chips,
+             train_examples=args.train_examples, eval_examples=args.eval_examples, seed=args.seed)
     return 0
 
 
@@ -27,6 +28,72 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_methods(items: Sequence[str]) -> list[dict]:
+    methods = []
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not sep or not name:
+            raise SystemExit(f"--method expects NAME=ADAPTER_DIR (or NAME= for the bare base), got {item!r}")
+        methods.append({"name": name, "adapter": _adapter_dir(path) if path else None})
+    return methods
+
+
+def _adapter_dir(path: str) -> str:
+    """Accept an adapter directory or a training run directory (uses its best adapter)."""
+    from pathlib import Path
+
+    p = Path(path)
+    for candidate in (p, p / "adapter" / "best", p / "adapter" / "last", p / "adapter"):
+        if (candidate / "adapter_config.json").is_file():
+            return str(candidate)
+    return path
+
+
+def _cmd_montecarlo(args: argparse.Namespace) -> int:
+    import json
+
+    from analog_peft.montecarlo.engine import MonteCarloConfig, run_montecarlo
+    from analog_peft.montecarlo.stats import parse_time
+
+    device: str | dict = args.device
+    if args.device_params:
+        device = {"name": args.device, "params": json.loads(args.device_params)}
+    config = MonteCarloConfig(
+        methods=_parse_methods(args.method),
+        base_model=args.base,
+        task=args.task,
+        split=args.split,
+        max_examples=args.max_examples,
+        data_dir=args.data_dir,
+        device=device,
+        rpu=args.rpu,
+        deployment=args.deployment,
+        n_chips=args.chips,
+        times=[parse_time(t) for t in args.times.split(",") if t.strip()],
+        seed=args.seed,
+        compensate_drift=not args.no_drift_compensation,
+        batch_size=args.batch_size,
+        run=args.run or args.out.rstrip("/").split("/")[-1],
+    )
+    df = run_montecarlo(config, args.out, workers=args.workers, executor=args.executor)
+    print(f"{len(df)} rows in {args.out}/results.csv")
+    if args.report:
+        from analog_peft.montecarlo.report import write_report
+
+        files = write_report(args.out, threshold=args.threshold)
+        print(f"report: {files}")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from analog_peft.montecarlo.report import write_report
+
+    files = write_report(args.run_dir, out_dir=args.out, threshold=args.threshold,
+                         relative_threshold=args.relative_threshold)
+    print(files)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="analog-peft", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -36,6 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="minilm-l6")
     p.add_argument("--device", default="pcm", help="device model name (see `device_models.available()`)")
     p.add_argument("--chips", type=int, default=3)
+    p.add_argument("--train-examples", type=int, default=512)
+    p.add_argument("--eval-examples", type=int, default=128)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_cmd_demo)
 
@@ -46,6 +115,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--causal", action="store_true", help="load as a causal LM instead of a classifier")
     p.add_argument("--report", help="write the report as JSON here")
     p.set_defaults(func=_cmd_convert)
+
+    p = sub.add_parser("montecarlo", help="evaluate adapters across many simulated chips and inference times")
+    p.add_argument("--method", action="append", required=True, metavar="NAME=DIR",
+                   help="adapter (or training run) directory per method; repeat for several methods")
+    p.add_argument("--base", default="minilm-l6", help="base model the adapters were trained on")
+    p.add_argument("--task", default="sst2")
+    p.add_argument("--split", default="dev")
+    p.add_argument("--max-examples", type=int, default=None, help="subsample the eval set (seeded)")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--device", default="pcm", help="device model: pcm, hermes, reram, reram_cmo, gaussian, ...")
+    p.add_argument("--device-params", default=None, help='JSON parameters, e.g. \'{"eta": 0.01}\'')
+    p.add_argument("--rpu", default="mapped", choices=["ideal", "mapped", "standard"])
+    p.add_argument("--deployment", default="periphery", choices=["periphery", "fused"])
+    p.add_argument("--chips", type=int, default=25)
+    p.add_argument("--times", default="1s,1h,1d,1w,1mo,1y", help="comma-separated inference times")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--no-drift-compensation", action="store_true")
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--executor", default="process", choices=["process", "ray"])
+    p.add_argument("--out", required=True, help="run directory (resumed if it exists with the same config)")
+    p.add_argument("--run", default=None, help="run name in the table (default: the directory name)")
+    p.add_argument("--report", action="store_true", help="write the HTML/Markdown report at the end")
+    p.add_argument("--threshold", type=float, default=None, help="yield threshold (absolute metric value)")
+    p.set_defaults(func=_cmd_montecarlo)
+
+    p = sub.add_parser("report", help="HTML + Markdown report of a Monte Carlo run directory")
+    p.add_argument("run_dir")
+    p.add_argument("--out", default=None, help="output directory (default RUN_DIR/report)")
+    p.add_argument("--threshold", type=float, default=None)
+    p.add_argument("--relative-threshold", type=float, default=None)
+    p.set_defaults(func=_cmd_report)
+    from analog_peft.training.cli import add_train_parser
+    add_train_parser(sub)
     return parser
 
 

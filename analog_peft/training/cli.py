@@ -1,0 +1,105 @@
+"""``analog-peft train``: a TOML config file and/or flags (flags override the file)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import tomllib
+
+from analog_peft.training.config import ConfigError, TrainConfig
+
+#: flag → TrainConfig field (type taken from the field's default).
+_FLAGS = {
+    "model": str, "task": str, "method": str, "rpu": str, "seed": int, "epochs": int, "max_steps": int,
+    "batch_size": int, "max_length": int, "lr": float, "schedule": str, "train_examples": int,
+    "eval_examples": int, "data_dir": str, "out_dir": str, "device": str, "eval_every": int,
+    "stop_after_steps": int, "num_threads": int,
+}
+
+
+def parse_value(text: str) -> Any:
+    """A ``--set`` value as TOML (``3``, ``1e-3``, ``true``, ``"x"``, ``[1, 2]``, ``{device = "pcm"}``), else a string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def apply_overrides(data: dict[str, Any], pairs: list[str]) -> dict[str, Any]:
+    """Apply ``key=value`` pairs; dotted keys reach into tables (``noise.mode=device``, ``method_options.k=32``)."""
+    for pair in pairs:
+        if "=" not in pair:
+            raise ConfigError(f"--set expects KEY=VALUE, got {pair!r}")
+        key, value = pair.split("=", 1)
+        *parents, leaf = key.strip().split(".")
+        node = data
+        for p in parents:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {key}: {p!r} is not a table")
+        node[leaf] = parse_value(value.strip())
+    return data
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    data = TrainConfig.from_toml(args.config).to_dict() if args.config else {}
+    for name in _FLAGS:
+        value = getattr(args, name, None)
+        if value is not None:
+            data[name] = value
+    if args.no_progress:
+        data["progress"] = False
+    if args.no_resume:
+        data["resume"] = False
+    return TrainConfig.from_dict(apply_overrides(data, args.set or []))
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from analog_peft.training.loop import train
+
+    config = config_from_args(args)
+    if args.dry_run:
+        print(config.to_toml(), end="")
+        return 0
+    try:
+        result = train(config)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: trainer state saved in {config.out_dir}/trainer_state; run the same command to resume")
+        return 130
+    if result.interrupted:
+        print(f"stopped after {result.steps} steps; run the same command without stop_after_steps to resume")
+        return 0
+    s = result.summary
+    tp = s["trainable_params"]
+    print(
+        f"{s['method']} on {s['task']}: {s['metric_name']} = {s['metric']:.4f} (best, {s['eval_split']}), "
+        f"trainable {tp['trainable']:,} of {tp['total']:,} ({tp['percent']:.4f}%), {s['wall_time_s']:.0f} s "
+        f"-> {result.out_dir}"
+    )
+    return 0
+
+
+def add_train_parser(sub: Any) -> argparse.ArgumentParser:
+    """Register ``train`` on the ``analog-peft`` sub-parsers."""
+    p = sub.add_parser(
+        "train",
+        help="train an adapter (noise-aware options), evaluate, checkpoint, resume",
+        description="Train an adapter on a task. Examples:\n"
+        "  analog-peft train --config run.toml\n"
+        "  analog-peft train --method grasp --train-examples 2000 --out-dir runs/grasp\n"
+        "  analog-peft train --method stochgrasp --set 'method_options.sigma_target={device=\"pcm\", t=86400.0}' "
+        "--set noise.mode=device --set noise.device=pcm --set noise.t=86400.0",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--config", help="TOML file with TrainConfig fields (a run's train_config.toml works too)")
+    for name, typ in _FLAGS.items():
+        p.add_argument("--" + name.replace("_", "-"), dest=name, type=typ, default=None,
+                       help=f"TrainConfig.{name}")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="any field, TOML value; dotted keys for tables (noise.mode=device, method_options.k=32)")
+    p.add_argument("--no-progress", action="store_true", help="no tqdm bars")
+    p.add_argument("--no-resume", action="store_true", help="start over even if out_dir holds a trainer state")
+    p.add_argument("--dry-run", action="store_true", help="print the resolved config as TOML and exit")
+    p.set_defaults(func=_cmd_train)
+    return p

@@ -1,0 +1,221 @@
+"""``TrainConfig``: everything one training run needs, TOML round-trippable (saved as ``train_config.toml``)."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import tomllib
+
+from analog_peft.training import tomlio
+
+NOISE_MODES = ("none", "device", "aihwkit_modifier")
+RPU_CHOICES = ("auto", "digital", "ideal", "standard")
+SCHEDULES = ("linear", "cosine", "constant")
+HEAD_ONLY = "head"
+_NOISE_KEYS = {"mode", "device", "t", "eta", "compensate_drift", "modifier"}
+
+
+class ConfigError(ValueError):
+    """An invalid training configuration (raised before any model or data is loaded)."""
+
+
+def _default_noise() -> dict[str, Any]:
+    return {"mode": "none"}
+
+
+def _default_generation() -> dict[str, Any]:
+    return {"num_beams": 1, "max_new_tokens": 64, "batch_size": 16}
+
+
+@dataclass
+class TrainConfig:
+    """One training run: model, task, method, analog base and noise, budget, data and output.
+
+    Args:
+        model: Model alias (``minilm-l6``, ``smollm2-135m``), Hugging Face name or local directory.
+        task: ``sst2``, ``cola`` (classification) or ``e2e`` (generation).
+        method: Adapter method (``grasp``, ``stochgrasp``, ``lora``, ``bitfit``, ``ia3``, ``para``, ``full``) or
+            ``head`` (train only the task head: the head-only baseline).
+        method_options: Fields of the method's config dataclass (e.g. ``{"k": 16}``; StochGRASP
+            ``{"sigma_target": {"device": "pcm", "t": 86400.0}}``).
+        rpu: Base model: ``digital``; ``ideal`` / ``standard`` (converted to aihwkit analog tiles with that
+            preset); ``auto`` = ``digital`` without noise injection, ``ideal`` with it.
+        noise: Base-weight noise injected in the training loop, resampled every batch:
+            ``{"mode": "none"}``; ``{"mode": "device", "device": <device_models name or dict>, "t": seconds}``
+            (every batch programs a fresh chip from the device model and reads it at ``t``; drift
+            compensation unless ``compensate_drift = false``); ``{"mode": "aihwkit_modifier", "eta": 0.02,
+            "modifier": "add_normal" | "mult_normal"}`` (aihwkit's training weight modifier, σ = η·max|W|).
+        seed: Seeds the head initialisation, the adapter's random choices, data subsampling, batch order,
+            dropout, StochGRASP's samples and the injected noise.
+        epochs / max_steps: Budget; ``max_steps > 0`` overrides ``epochs``.
+        batch_size / eval_batch_size / max_length: Batching (``max_length`` truncates tokenised examples).
+        lr / head_lr / weight_decay / grad_clip: AdamW; ``head_lr = 0`` uses ``lr`` for the head as well.
+        schedule / warmup_ratio / warmup_steps: ``linear``, ``cosine`` or ``constant`` after linear warmup.
+        train_split / eval_split: Splits (E2E: ``dev`` / ``test`` with the shared data, which has no train set).
+        train_examples / eval_examples: Deterministic subsets (0 = all; for E2E these count MRs).
+        data_dir: Data root or a GLUE-format TSV folder ("" = ``$ANALOG_PEFT_DATA`` or ``../shared/datasets``).
+        hf_dataset: Load classification data from the Hugging Face hub instead (``"default"`` = the task's
+            GLUE dataset, or ``"path"`` / ``"path/config"``); needs ``datasets`` and internet.
+        text_column / label_column: Override the TSV/dataset columns (names, or 0-based indices as digits).
+        allow_decoder_classifier: Allow a causal LM with a new classification head for classification tasks.
+        generation: E2E decoding: ``num_beams`` (1 = greedy), ``max_new_tokens``, ``batch_size``.
+        out_dir: Run directory (config, adapters, log, summary, trainer state).
+        eval_every / save_every / log_every: In optimiser steps (0 = evaluate only at the end of each epoch;
+            the trainer state is always saved after each evaluation and on interruption).
+        device: ``cpu`` or ``cuda``. num_threads: torch CPU threads (0 = leave as is).
+        stop_after_steps: Stop (as if interrupted) after this many steps, saving the trainer state (tests).
+        resume: Continue from ``out_dir/trainer_state`` if it exists (the saved config must match).
+        progress: Show tqdm progress bars.
+    """
+
+    model: str = "minilm-l6"
+    task: str = "sst2"
+    method: str = "grasp"
+    method_options: dict[str, Any] = field(default_factory=dict)
+    rpu: str = "auto"
+    noise: dict[str, Any] = field(default_factory=_default_noise)
+    seed: int = 0
+    epochs: int = 1
+    max_steps: int = 0
+    batch_size: int = 32
+    eval_batch_size: int = 64
+    max_length: int = 128
+    lr: float = 1e-2
+    head_lr: float = 0.0
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    schedule: str = "linear"
+    warmup_ratio: float = 0.06
+    warmup_steps: int = 0
+    train_split: str = "train"
+    eval_split: str = "dev"
+    train_examples: int = 0
+    eval_examples: int = 0
+    data_dir: str = ""
+    hf_dataset: str = ""
+    text_column: str = ""
+    label_column: str = ""
+    allow_decoder_classifier: bool = False
+    generation: dict[str, Any] = field(default_factory=_default_generation)
+    out_dir: str = "runs/train"
+    eval_every: int = 0
+    save_every: int = 0
+    log_every: int = 10
+    device: str = "cpu"
+    num_threads: int = 0
+    stop_after_steps: int = 0
+    resume: bool = True
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        self.noise = {**_default_noise(), **(self.noise or {})}
+        self.generation = {**_default_generation(), **(self.generation or {})}
+        self.method_options = dict(self.method_options or {})
+        self.validate()
+
+    # -- validation ---------------------------------------------------------------------------------
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` for invalid values (cheap: loads nothing)."""
+        from analog_peft.methods import METHODS, config_from_dict
+
+        if self.method != HEAD_ONLY and self.method not in METHODS:
+            raise ConfigError(f"unknown method {self.method!r}; choose from {sorted(METHODS) + [HEAD_ONLY]}")
+        if self.method != HEAD_ONLY:
+            try:
+                config_from_dict({"method": self.method, **self.method_options})
+            except Exception as exc:  # AdapterError / TypeError from unknown fields
+                raise ConfigError(f"method_options for {self.method!r}: {exc}") from exc
+        elif self.method_options.keys() - {"head_modules"}:
+            raise ConfigError("method 'head' accepts only the option 'head_modules'")
+        if self.rpu not in RPU_CHOICES:
+            raise ConfigError(f"rpu must be one of {RPU_CHOICES}, got {self.rpu!r}")
+        mode = self.noise.get("mode")
+        if mode not in NOISE_MODES:
+            raise ConfigError(f"noise.mode must be one of {NOISE_MODES}, got {mode!r}")
+        unknown = set(self.noise) - _NOISE_KEYS
+        if unknown:
+            raise ConfigError(f"unknown noise option(s) {sorted(unknown)}; known: {sorted(_NOISE_KEYS)}")
+        if mode == "device" and not self.noise.get("device"):
+            raise ConfigError('noise.mode = "device" needs noise.device (e.g. "pcm" or {name = "gaussian", eta = 0.01})')
+        if mode == "aihwkit_modifier" and not float(self.noise.get("eta", 0)) > 0:
+            raise ConfigError('noise.mode = "aihwkit_modifier" needs noise.eta > 0 (σ relative to max|W|)')
+        if mode != "none" and self.rpu == "digital":
+            raise ConfigError(f'noise.mode = "{mode}" needs an analog base: set rpu = "ideal" (or "auto")')
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        for name in ("batch_size", "eval_batch_size", "max_length", "log_every"):
+            if int(getattr(self, name)) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)!r}")
+        for name in ("epochs", "max_steps", "train_examples", "eval_examples", "eval_every", "save_every",
+                     "warmup_steps", "stop_after_steps", "num_threads"):
+            if int(getattr(self, name)) < 0:
+                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        if self.epochs == 0 and self.max_steps == 0:
+            raise ConfigError("set epochs >= 1 or max_steps >= 1")
+        if not self.lr > 0:
+            raise ConfigError(f"lr must be > 0, got {self.lr!r}")
+        if not 0 <= self.warmup_ratio < 1:
+            raise ConfigError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio!r}")
+        if self.device not in ("cpu", "cuda") and not self.device.startswith("cuda:"):
+            raise ConfigError(f"device must be 'cpu' or 'cuda[:i]', got {self.device!r}")
+
+    # -- derived ------------------------------------------------------------------------------------
+    @property
+    def base(self) -> str:
+        """The resolved base: ``digital``, ``ideal`` or ``standard``."""
+        if self.rpu == "auto":
+            return "digital" if self.noise.get("mode", "none") == "none" else "ideal"
+        return self.rpu
+
+    @staticmethod
+    def column(value: str) -> str | int | None:
+        """A column override: None when empty, an int for digit strings, else the name."""
+        if not value:
+            return None
+        return int(value) if value.isdigit() else value
+
+    # -- (de)serialisation --------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return copy.deepcopy(asdict(self))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown TrainConfig field(s) {unknown}; known fields: {sorted(known)}")
+        return cls(**copy.deepcopy(data))
+
+    def to_toml(self, path: str | Path | None = None) -> str:
+        """The config as TOML text; also written to ``path`` if given."""
+        text = tomlio.dumps(self.to_dict())
+        if path is not None:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            Path(path).write_text(text)
+        return text
+
+    @classmethod
+    def from_toml(cls, path_or_text: str | Path) -> TrainConfig:
+        """Read a config from a ``.toml`` file path or from TOML text."""
+        is_path = isinstance(path_or_text, Path) or (
+            "\n" not in str(path_or_text) and str(path_or_text).endswith(".toml")
+        )
+        if is_path:
+            path = Path(path_or_text)
+            if not path.is_file():
+                raise ConfigError(f"config file {path} not found")
+            text = path.read_text()
+        else:
+            text = str(path_or_text)
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"invalid TOML in {path_or_text if is_path else 'config text'}: {exc}") from exc
+        return cls.from_dict(data)
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        """A copy with ``changes`` applied (validated)."""
+        return TrainConfig.from_dict({**self.to_dict(), **changes})

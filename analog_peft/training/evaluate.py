@@ -1,0 +1,60 @@
+"""Evaluation with the task's real metric: accuracy / Matthews correlation, or the E2E metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from analog_peft.training.generation import generate_texts
+
+
+@torch.no_grad()
+def predict_labels(
+    model: nn.Module,
+    features: Sequence[dict[str, Any]],
+    collate: Callable[[list[dict[str, Any]]], dict[str, torch.Tensor]],
+    batch_size: int = 64,
+    device: str | torch.device = "cpu",
+) -> list[int]:
+    """Arg-max class of every feature (in order)."""
+    model.eval()
+    preds: list[int] = []
+    for i in range(0, len(features), batch_size):
+        batch = collate([{k: v for k, v in f.items() if k != "labels"} for f in features[i : i + batch_size]])
+        logits = model(**{k: v.to(device) for k, v in batch.items()}).logits
+        preds.extend(logits.argmax(-1).tolist())
+    return preds
+
+
+def evaluate(
+    model: nn.Module,
+    task: Any,
+    data: Any,
+    tokenizer: Any,
+    *,
+    batch_size: int = 64,
+    generation: dict[str, Any] | None = None,
+    max_length: int = 128,
+    device: str | torch.device = "cpu",
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Metrics of ``model`` on the run's evaluation data (a :class:`~analog_peft.training.setup.TaskData`).
+
+    Classification returns ``accuracy`` and ``matthews_correlation``; E2E returns BLEU, NIST, METEOR,
+    ROUGE_L and CIDEr of the generations against all references (plus ``predictions``).
+    """
+    if data.kind == "classification":
+        preds = predict_labels(model, data.eval_features, data.collate, batch_size, device)
+        return task.compute_metrics(preds, data.eval_refs)
+    gen = {**(generation or {})}
+    preds = generate_texts(
+        model, tokenizer, data.eval_inputs, num_beams=int(gen.get("num_beams", 1)),
+        max_new_tokens=int(gen.get("max_new_tokens", 64)), batch_size=int(gen.get("batch_size", 16)),
+        max_prompt_length=max_length, device=device, progress=progress,
+    )
+    metrics: dict[str, Any] = dict(task.compute_metrics(preds, data.eval_refs))
+    metrics["predictions"] = preds
+    return metrics

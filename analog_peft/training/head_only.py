@@ -1,0 +1,102 @@
+"""The head-only baseline: everything frozen except the task head, saved like an adapter (safetensors + JSON)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
+
+from analog_peft.methods import AdapterFileError
+
+CONFIG_NAME = "adapter_config.json"
+WEIGHTS_NAME = "adapter.safetensors"
+FORMAT = "analog_peft.head/1"
+DEFAULT_HEADS = ("classifier", "score")
+
+
+def _model_type(model: nn.Module) -> str | None:
+    return getattr(getattr(model, "config", None), "model_type", None)
+
+
+class HeadOnlyModel(nn.Module):
+    """Wraps a model, freezes it, and trains only the head modules (``classifier`` / ``score`` by default).
+
+    Offers the subset of :class:`~analog_peft.methods.AdaptedModel`'s API the trainer uses.
+    """
+
+    method = "head"
+
+    def __init__(self, model: nn.Module, head_modules: list[str] | None = None) -> None:
+        super().__init__()
+        self.model = model
+        names = list(head_modules or [n for n in DEFAULT_HEADS if hasattr(model, n)])
+        if not names:
+            raise ValueError(f"head-only training: the model has no head module among {DEFAULT_HEADS}")
+        self.heads = names
+        for p in model.parameters():
+            p.requires_grad_(False)
+        for p in self.head_parameters():
+            p.requires_grad_(True)
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        return self.model(*args, **kwargs)
+
+    def head_parameters(self) -> list[nn.Parameter]:
+        return [p for n in self.heads for p in self.model.get_submodule(n).parameters()]
+
+    def adapter_parameters(self) -> list[nn.Parameter]:
+        return []
+
+    def adapter_tensors(self) -> dict[str, Tensor]:
+        return {f"{n}.{k}": v for n in self.heads for k, v in self.model.get_submodule(n).state_dict().items()}
+
+    def trainable_summary(self) -> dict[str, Any]:
+        total = sum(p.numel() for n, p in self.model.named_parameters() if not n.endswith("analog_ctx"))
+        head = sum(p.numel() for p in self.head_parameters())
+        return {"trainable": head, "total": total, "percent": 100.0 * head / max(total, 1), "adapter": 0, "head": head}
+
+    def param_groups(self, lr: float) -> list[dict[str, Any]]:
+        return [{"params": self.head_parameters(), "lr": lr}]
+
+    def regularization_loss(self) -> Tensor:
+        return torch.zeros(())
+
+    def set_sampling(self, sampling: bool | None) -> None:
+        """No stochastic parameters."""
+
+    def save_adapter(self, directory: str | Path) -> Path:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        tensors = {k: v.detach().cpu().contiguous().clone() for k, v in self.adapter_tensors().items()}
+        save_file(tensors, str(directory / WEIGHTS_NAME), metadata={"format": FORMAT, "method": self.method})
+        config = {"method": self.method, "head_modules": self.heads, "format": FORMAT,
+                  "fingerprint": {"model_type": _model_type(self.model)}}
+        (directory / CONFIG_NAME).write_text(json.dumps(config, indent=2, sort_keys=True))
+        return directory
+
+
+def is_head_only(directory: str | Path) -> bool:
+    path = Path(directory) / CONFIG_NAME
+    return path.is_file() and json.loads(path.read_text()).get("method") == HeadOnlyModel.method
+
+
+def load_head_only(model: nn.Module, directory: str | Path) -> HeadOnlyModel:
+    """Rebuild a :class:`HeadOnlyModel` on ``model`` and load its saved head."""
+    directory = Path(directory)
+    config = json.loads((directory / CONFIG_NAME).read_text())
+    saved_type = config.get("fingerprint", {}).get("model_type")
+    if saved_type != _model_type(model):
+        raise AdapterFileError(f"{directory}: head saved for model_type={saved_type!r}, not {_model_type(model)!r}")
+    adapted = HeadOnlyModel(model, config["head_modules"])
+    tensors = load_file(str(directory / WEIGHTS_NAME))
+    expected = adapted.adapter_tensors()
+    if set(tensors) != set(expected):
+        raise AdapterFileError(f"{directory}: head tensors {sorted(tensors)} do not match {sorted(expected)}")
+    with torch.no_grad():
+        for key, value in expected.items():
+            value.copy_(tensors[key])
+    return adapted

@@ -1,0 +1,167 @@
+"""Checks, data and model building for a run: everything that can fail does so here, before training."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from analog_peft.training.config import HEAD_ONLY, ConfigError, TrainConfig
+
+ENCODER_ONLY = {"bert", "roberta", "distilbert", "albert", "electra", "deberta", "deberta-v2", "xlm-roberta",
+                "mpnet", "camembert", "ernie", "nomic_bert", "modernbert"}
+
+
+@dataclass
+class TaskData:
+    """Tokenised training features, evaluation data and the collate function of a run."""
+
+    train: list[dict[str, Any]]
+    eval_features: list[dict[str, Any]]
+    eval_refs: list[Any]  # labels (classification) or reference lists (E2E)
+    eval_inputs: list[str]  # E2E MRs ("" for classification)
+    collate: Any
+    kind: str
+
+
+def model_config(name: str) -> Any:
+    """The Hugging Face config of ``name`` (alias, hub name or path) without loading weights."""
+    from transformers import AutoConfig
+
+    from analog_peft.models import _kwargs, resolve
+
+    src = resolve(name)
+    try:
+        return AutoConfig.from_pretrained(src.path, **_kwargs(src))
+    except OSError as exc:
+        raise ConfigError(f"model {name!r} not found ({exc})") from exc
+
+
+def check_task_model(config: TrainConfig, task: Any) -> None:
+    """Refuse task/model combinations that cannot work: E2E on an encoder, classification on a bare causal LM."""
+    hf = model_config(config.model)
+    mtype = getattr(hf, "model_type", "")
+    archs = list(getattr(hf, "architectures", None) or [])
+    causal = any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in archs) or getattr(hf, "is_decoder", False)
+    if task.kind == "generation":
+        if mtype in ENCODER_ONLY or getattr(hf, "is_encoder_decoder", False):
+            raise ConfigError(
+                f"task {task.name!r} generates text and needs a decoder-only causal LM; {config.model!r} is "
+                f"{mtype!r} ({'encoder-decoder' if getattr(hf, 'is_encoder_decoder', False) else 'encoder-only'}). "
+                "Use smollm2-135m, gpt2 or another causal LM."
+            )
+        if config.method == HEAD_ONLY:
+            raise ConfigError("method 'head' trains a classification head; E2E has none (use an adapter method)")
+    else:
+        has_cls = any(a.endswith("ForSequenceClassification") for a in archs)
+        if causal and not has_cls and not config.allow_decoder_classifier:
+            raise ConfigError(
+                f"task {task.name!r} needs a sequence-classification model; {config.model!r} is a causal LM "
+                f"({', '.join(archs) or mtype}) without a classification head. Use an encoder such as minilm-l6, "
+                "or set allow_decoder_classifier = true to train a new head on the last token."
+            )
+
+
+def _hf_name(config: TrainConfig) -> Any:
+    if not config.hf_dataset:
+        return None
+    return True if config.hf_dataset == "default" else tuple(config.hf_dataset.split("/", 1))
+
+
+def load_task_data(config: TrainConfig, task: Any, tokenizer: Any) -> TaskData:
+    """Load, subsample and tokenise the train/eval splits (missing files and bad columns raise here)."""
+    from analog_peft import tasks as T
+
+    data_dir = config.data_dir or None
+    n_train, n_eval = config.train_examples or None, config.eval_examples or None
+    if task.kind == "classification":
+        kw = dict(data_dir=data_dir, seed=config.seed, text_column=TrainConfig.column(config.text_column),
+                  label_column=TrainConfig.column(config.label_column), hf_name=_hf_name(config))
+        train = T.load_split(task, config.train_split, max_examples=n_train, **kw)
+        dev = T.load_split(task, config.eval_split, max_examples=n_eval, **kw)
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+
+        def collate(feats: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+            return T.pad_collate(feats, pad_token_id=pad)
+
+        return TaskData(T.encode_classification(tokenizer, train, config.max_length),
+                        T.encode_classification(tokenizer, dev, config.max_length),
+                        list(dev.labels), [""] * len(dev), collate, "classification")
+    if config.hf_dataset:
+        raise ConfigError("hf_dataset is supported for classification tasks; for E2E use the CSV files (data_dir)")
+    train_ex = T.load_e2e(config.train_split, data_dir=data_dir, max_examples=n_train, seed=config.seed)
+    eval_ex = T.load_e2e(config.eval_split, data_dir=data_dir, max_examples=n_eval, seed=config.seed)
+    feats = T.encode_lm_pairs(tokenizer, T.training_pairs(train_ex), config.max_length)
+
+    def lm_collate(f: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        return T.lm_collate(f, tokenizer)
+
+    return TaskData(feats, [], [ex.refs for ex in eval_ex], [ex.mr for ex in eval_ex], lm_collate, "generation")
+
+
+def load_base(config: TrainConfig, task: Any) -> nn.Module:
+    """The pretrained base model for the task (digital; a new classification head seeded by ``seed``)."""
+    from analog_peft.models import load_causal_lm, load_classifier
+
+    if task.kind == "classification":
+        return load_classifier(config.model, num_labels=task.num_labels, seed=config.seed)
+    return load_causal_lm(config.model)
+
+
+def convert_base(model: nn.Module, config: TrainConfig) -> Any:
+    """Convert to analog tiles with the recorded preset (no-op for a digital base); returns the report."""
+    if config.base == "digital":
+        return None
+    from analog_peft.convert import convert
+    from analog_peft.training.noise import modifier_rpu
+
+    rpu = modifier_rpu(config.base, config.noise) if config.noise.get("mode") == "aihwkit_modifier" else config.base
+    return convert(model, rpu)
+
+
+def attach_method(model: nn.Module, config: TrainConfig) -> Any:
+    """Attach the configured adapter (or the head-only wrapper)."""
+    from analog_peft.methods import attach, config_from_dict
+    from analog_peft.training.head_only import HeadOnlyModel
+
+    if config.method == HEAD_ONLY:
+        return HeadOnlyModel(model, config.method_options.get("head_modules"))
+    options = {"seed": config.seed, **config.method_options}
+    return attach(model, config_from_dict({"method": config.method, **options}))
+
+
+def load_adapted(model: nn.Module, directory: str | Path) -> Any:
+    """Load a saved adapter folder (any method, or the head-only baseline) onto ``model``."""
+    from analog_peft.methods import load_adapter
+    from analog_peft.training.head_only import is_head_only, load_head_only
+
+    return load_head_only(model, directory) if is_head_only(directory) else load_adapter(model, directory)
+
+
+def load_trained(run_dir: str | Path, which: str = "best", device: str = "cpu") -> tuple[nn.Module, Any, TrainConfig]:
+    """Rebuild a trained run: ``(base model, adapted model, config)``.
+
+    The base is loaded as at training time (digital, or converted with the recorded RPU preset, with the
+    saved input-range calibration if any) and ``adapter/<which>`` (``best`` or ``last``) is loaded onto it.
+    No chip is programmed: the Monte Carlo engine does that.
+    """
+    from analog_peft.tasks import get_task
+    from analog_peft.training.checkpoint import load_calibration
+
+    run_dir = Path(run_dir)
+    cfg_path = run_dir / "train_config.toml"
+    if not cfg_path.is_file():
+        raise FileNotFoundError(f"{cfg_path} not found: {run_dir} is not a training run directory")
+    config = TrainConfig.from_toml(cfg_path)
+    adapter_dir = run_dir / "adapter" / which
+    if not adapter_dir.is_dir():
+        raise FileNotFoundError(f"{adapter_dir} not found (which must be 'best' or 'last')")
+    model = load_base(config, get_task(config.task))
+    convert_base(model, config)
+    load_calibration(model, run_dir)
+    adapted = load_adapted(model, adapter_dir)
+    adapted.to(device).eval()
+    return model, adapted, config
