@@ -93,11 +93,16 @@ class ChipProgrammer:
             if dm is None:
                 tl.state = ProgrammedState(target=tl.target)
                 tl.baseline = 1.0
+                self._write(tl, tl.target)
+                _set_alpha(tl.tile, 1.0)
                 continue
             tl.state = dm.program(tl.target, self._gen(tl, chip, "program"))
-            tl.baseline = float(_programmed(dm, tl.state).abs().mean().clamp_min(1e-12))
-        self.chip, self.t = int(chip), None
-        self.drift(0.0)
+            w = _programmed(dm, tl.state)  # the chip at t = 0: computed once, written directly
+            tl.baseline = float(w.abs().mean().clamp_min(1e-12))
+            self._write(tl, w)
+            _set_alpha(tl.tile, 1.0)  # = baseline / mean|W(0)|, exactly
+        self._remember_versions()
+        self.chip, self.t = int(chip), 0.0
         return self
 
     @torch.no_grad()

@@ -1,0 +1,158 @@
+"""(a) Programming + drift of one chip: ``ChipProgrammer`` vs aihwkit's own per-tile loop.
+
+Same model (a BERT-base-sized stack of linear layers, 85M analog weights, ``mapped`` preset: 512-row
+tiles), same device physics (PCM, Nandakumar et al. 2019; aihwkit's ``PCMLikeNoiseModel(g_max=25)``),
+same statistics (equivalence is tested in ``tests/test_performance_equivalence.py``). aihwkit's path is
+``tile.program_weights()`` then ``tile.drift_weights(t)`` on every tile (what
+``program_analog_weights``/``drift_analog_weights`` do), seeded with ``torch.manual_seed``; it includes
+aihwkit's global drift compensation (a forward of an identity matrix per tile), ours computes α from the
+weights. Both paths are timed alternately in one process, on the same tiles.
+
+    python benchmarks/bench_programming.py [--layers 12] [--times 1,3600,86400,2592000,31536000] [--repeats 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from aihwkit.inference import PCMLikeNoiseModel  # noqa: E402
+
+from analog_peft.chips import ChipProgrammer  # noqa: E402
+from analog_peft.convert import analog_tiles, convert  # noqa: E402
+from benchmarks._common import peak_rss_mb, table, write_result  # noqa: E402
+
+
+class LinearStack(nn.Module):
+    """``layers`` × BERT-base block linears: q, k, v, o (768²), FFN up (768→3072) and down (3072→768)."""
+
+    def __init__(self, layers: int = 12, d: int = 768, ff: int = 3072) -> None:
+        super().__init__()
+        blocks = []
+        for _ in range(layers):
+            blocks.append(nn.ModuleDict({
+                "q": nn.Linear(d, d), "k": nn.Linear(d, d), "v": nn.Linear(d, d), "o": nn.Linear(d, d),
+                "up": nn.Linear(d, ff), "down": nn.Linear(ff, d),
+            }))
+        self.blocks = nn.ModuleList(blocks)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - not used for timing
+        for b in self.blocks:
+            h = b["o"](b["v"](x))
+            x = b["down"](torch.relu(b["up"](h)))
+        return x
+
+
+def build(layers: int, device: str) -> nn.Module:
+    torch.manual_seed(0)
+    model = LinearStack(layers)
+    with torch.no_grad():  # BERT-like initialisation (std 0.02) plus a few outliers per matrix
+        for p in model.parameters():
+            p.normal_(0.0, 0.02)
+    convert(model, "mapped", modules="re:.*")
+    return model.to(device).eval()
+
+
+def aihwkit_chip(model: nn.Module, chip: int, times: list[float]) -> tuple[float, list[float]]:
+    """aihwkit's loop: program every tile, then drift every tile to each t. Returns (program s, drift s per t)."""
+    tiles = [t for _, t in analog_tiles(model)]
+    torch.manual_seed(chip)
+    start = time.perf_counter()
+    for tile in tiles:
+        tile.program_weights()
+    t_prog = time.perf_counter() - start
+    drifts = []
+    for t in times:
+        start = time.perf_counter()
+        for tile in tiles:
+            tile.drift_weights(t)
+        drifts.append(time.perf_counter() - start)
+    return t_prog, drifts
+
+
+def aihwkit_reset(model: nn.Module) -> None:
+    """Back to the targets (aihwkit-notes §4.1 reset), dropping aihwkit's per-chip state."""
+    with torch.no_grad():
+        for _, tile in analog_tiles(model):
+            if tile.reference_combined_weights is not None:
+                tile.tile.set_weights(tile.reference_combined_weights)
+            tile.programmed_weights = None
+            tile.drift_noise_parameters = None
+            tile.__dict__.pop("alpha", None)
+            if "alpha" in tile._buffers:
+                tile._buffers["alpha"].fill_(1.0)
+            else:
+                tile.register_buffer("alpha", torch.ones(1, device=tile.tile.weight.device))
+    gc.collect()
+
+
+def ours_chip(chips: ChipProgrammer, chip: int, times: list[float]) -> tuple[float, list[float]]:
+    start = time.perf_counter()
+    chips.program(chip)
+    t_prog = time.perf_counter() - start
+    drifts = []
+    for t in times:
+        start = time.perf_counter()
+        chips.drift(t)
+        drifts.append(time.perf_counter() - start)
+    return t_prog, drifts
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--layers", type=int, default=12)
+    ap.add_argument("--times", default="1,3600,86400,2592000,31536000")
+    ap.add_argument("--repeats", type=int, default=2, help="chips timed per path (alternating)")
+    ap.add_argument("--device", default="cpu")
+    args = ap.parse_args(argv)
+    times = [float(t) for t in args.times.split(",")]
+
+    model = build(args.layers, args.device)
+    tiles = analog_tiles(model)
+    n_weights = sum(t.tile.weight.numel() for _, t in tiles)
+    for _, tile in tiles:
+        tile.rpu_config.noise_model = PCMLikeNoiseModel(g_max=25.0)
+    chips = ChipProgrammer(model, "pcm", seed=0)
+
+    runs: dict[str, list[tuple[float, list[float]]]] = {"aihwkit": [], "ours": []}
+    for rep in range(args.repeats):
+        runs["aihwkit"].append(aihwkit_chip(model, rep, times))
+        aihwkit_reset(model)
+        chips._remember_versions()  # the aihwkit loop wrote the tiles; the targets are unchanged
+        runs["ours"].append(ours_chip(chips, rep, times))
+        chips.reset()
+
+    def summary(name: str) -> dict:
+        prog = statistics.median(r[0] for r in runs[name])
+        drift = statistics.median(d for r in runs[name] for d in r[1])
+        return {"program_s": prog, "drift_per_t_s": drift, "chip_s": prog + drift * len(times),
+                "raw": runs[name]}
+
+    a, o = summary("aihwkit"), summary("ours")
+    result = {
+        "config": {"layers": args.layers, "tiles": len(tiles), "analog_weights": n_weights, "preset": "mapped",
+                   "device_model": "pcm (aihwkit PCMLikeNoiseModel g_max=25)", "times_s": times,
+                   "repeats": args.repeats, "device": args.device},
+        "aihwkit": a, "ours": o,
+        "speedup": {k: a[k] / o[k] for k in ("program_s", "drift_per_t_s", "chip_s")},
+        "peak_rss_mb": peak_rss_mb(),
+    }
+    rows = [[k, a[k], o[k], f"{a[k] / o[k]:.2f}×"] for k in ("program_s", "drift_per_t_s", "chip_s")]
+    print(f"programming + drift, {n_weights / 1e6:.1f}M analog weights in {len(tiles)} tiles, "
+          f"1 chip × {len(times)} time points (median of {args.repeats})")
+    print(table(["step", "aihwkit (s)", "ours (s)", "speed-up"], rows))
+    write_result("programming", result)
+    return result
+
+
+if __name__ == "__main__":
+    main()

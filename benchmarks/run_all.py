@@ -1,0 +1,39 @@
+"""Run every benchmark in turn (one heavy process at a time) and write ``benchmarks/results/*.json``.
+
+    python benchmarks/run_all.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+SUITES: dict[str, list[str]] = {
+    "bench_programming.py": ["--layers", "2", "--repeats", "1", "--times", "1,86400,31536000"],
+    "bench_montecarlo.py": ["--n", "64", "--chips", "1", "--times", "1,86400,31536000"],
+    "bench_training.py": ["--steps", "5"],
+}
+QUICK: dict[str, list[str]] = {
+    "bench_programming.py": ["--layers", "1", "--repeats", "1", "--times", "1,86400"],
+    "bench_montecarlo.py": ["--n", "16", "--chips", "1", "--times", "1,86400"],
+    "bench_training.py": ["--steps", "2"],
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="tiny sizes (smoke test, figures meaningless)")
+    ap.add_argument("--device", default="cpu")
+    args = ap.parse_args(argv)
+    for script, opts in (QUICK if args.quick else SUITES).items():
+        print(f"\n## {script}", flush=True)
+        subprocess.run([sys.executable, str(HERE / script), *opts, "--device", args.device], check=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
