@@ -25,16 +25,16 @@ COMMON = {
     "rpu": "ideal",
     "seed": 0,
     "epochs": 1,
-    "batch_size": 32,
+    "batch_size": 16,
     "eval_batch_size": 64,
-    "max_length": 64,
+    "max_length": 48,
     "schedule": "linear",
     "warmup_ratio": 0.06,
     "head_lr": 1e-2,
-    "train_examples": 3000,
+    "train_examples": 1000,
     "eval_examples": 0,
     "log_every": 10,
-    "num_threads": 2,
+    "num_threads": 1,
 }
 PCM_1DAY = {"device": "pcm", "t": 86400.0}
 RUNS: dict[str, dict] = {

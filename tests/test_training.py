@@ -24,6 +24,23 @@ SMALL = {
 }
 
 
+@pytest.fixture(scope="module")
+def tiny_bert(tmp_path_factory) -> str:
+    """A 2-layer, 32-wide random BERT classifier with MiniLM's tokenizer (fast resume/CLI tests)."""
+    from transformers import BertConfig, BertForSequenceClassification
+
+    from analog_peft.models import load_tokenizer
+
+    path = tmp_path_factory.mktemp("tiny-bert")
+    tok = load_tokenizer("minilm-l6")
+    tok.save_pretrained(path)
+    config = BertConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, num_labels=2)
+    torch.manual_seed(0)
+    BertForSequenceClassification(config).save_pretrained(path)
+    return str(path)
+
+
 def adapter(run: Path, which: str = "last") -> dict[str, torch.Tensor]:
     return load_file(str(run / "adapter" / which / "adapter.safetensors"))
 
@@ -113,10 +130,11 @@ def test_errors_before_training(tmp_path, case):
     assert not (out / "log.jsonl").exists()  # nothing was trained or written
 
 
-def test_resume_equals_uninterrupted_and_is_deterministic(tmp_path):
+def test_resume_equals_uninterrupted_and_is_deterministic(tmp_path, tiny_bert):
     """StochGRASP with device noise in the loop: stop mid-epoch, resume, compare bit for bit."""
     kw = {
         **SMALL,
+        "model": tiny_bert,
         "method": "stochgrasp",
         "method_options": {"k": 4, "sigma_target": 0.02},
         "noise": {"mode": "device", "device": {"name": "gaussian", "eta": 0.01}},
@@ -144,15 +162,15 @@ def test_resume_equals_uninterrupted_and_is_deterministic(tmp_path):
     assert_same(adapter(tmp_path / "full"), adapter(tmp_path / "again"))
 
 
-def test_resume_refuses_changed_config(tmp_path):
-    kw = {**SMALL, "method": "head", "max_steps": 2, "out_dir": str(tmp_path / "r")}
+def test_resume_refuses_changed_config(tmp_path, tiny_bert):
+    kw = {**SMALL, "model": tiny_bert, "method": "head", "max_steps": 2, "out_dir": str(tmp_path / "r")}
     train(TrainConfig(**kw, stop_after_steps=1))
     with pytest.raises(ConfigError, match="lr"):
         train(TrainConfig(**kw, lr=0.5))
 
 
-def test_modifier_noise_changes_training(tmp_path):
-    kw = {**SMALL, "method": "grasp", "method_options": {"k": 4}, "max_steps": 1, "rpu": "ideal", "lr": 5e-2,
+def test_modifier_noise_changes_training(tmp_path, tiny_bert):
+    kw = {**SMALL, "model": tiny_bert, "method": "grasp", "method_options": {"k": 4}, "max_steps": 1, "rpu": "ideal", "lr": 5e-2,
           "eval_examples": 8, "max_length": 16}
     clean = train(TrainConfig(**kw, out_dir=str(tmp_path / "clean")))
     noisy = train(TrainConfig(**kw, noise={"mode": "aihwkit_modifier", "eta": 0.05}, out_dir=str(tmp_path / "n")))
@@ -160,10 +178,10 @@ def test_modifier_noise_changes_training(tmp_path):
     assert any(not torch.equal(a[k], b[k]) for k in a)
 
 
-def test_cli_train_and_load_trained(tmp_path):
+def test_cli_train_and_load_trained(tmp_path, tiny_bert):
     from analog_peft.cli import main
 
-    cfg = TrainConfig(**{**SMALL, "method": "grasp", "method_options": {"k": 4}, "rpu": "ideal"})
+    cfg = TrainConfig(**{**SMALL, "model": tiny_bert, "method": "grasp", "method_options": {"k": 4}, "rpu": "ideal"})
     path = tmp_path / "run.toml"
     cfg.to_toml(path)
     out = tmp_path / "cli"
