@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
+from analog_peft.tasks import resolve_data_dir
+
+DATA = resolve_data_dir()  # $ANALOG_PEFT_DATA, else <repo>/../shared/datasets
 
 
 class CppTileBuilt(AssertionError):
