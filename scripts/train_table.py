@@ -41,12 +41,17 @@ RUNS: dict[str, dict] = {
     "head": {"method": "head", "lr": 1e-2},
     "grasp": {"method": "grasp", "method_options": {"k": 16}, "lr": 1e-2},
     "stochgrasp": {"method": "stochgrasp", "method_options": {"k": 16, "sigma_target": PCM_1DAY}, "lr": 1e-2},
+    "stochgrasp_oe": {"method": "stochgrasp", "lr": 1e-2,
+                      "method_options": {"k": 16, "sigma_target": {**PCM_1DAY, "mode": "output_error"}}},
+    "stochgrasp_c01": {"method": "stochgrasp", "lr": 1e-2, "method_options": {"k": 16, "sigma_target": 0.01}},
     "lora": {"method": "lora", "lr": 5e-3},
     "bitfit": {"method": "bitfit", "lr": 1e-2},
     "ia3": {"method": "ia3", "lr": 1e-2},
     "para": {"method": "para", "lr": 5e-3},
 }
-LABELS = {"head": "head only (baseline)", "grasp": "GRASP (K=16)", "stochgrasp": "StochGRASP (K=16, σ_t: PCM 1 day)",
+LABELS = {"head": "head only (baseline)", "grasp": "GRASP (K=16)", "stochgrasp": "StochGRASP (K=16, σ_t: PCM 1 day, weight spread)",
+          "stochgrasp_oe": "StochGRASP (K=16, σ_t: PCM 1 day, output error)",
+          "stochgrasp_c01": "StochGRASP (K=16, σ_t = 0.01 constant)",
           "lora": "LoRA (r=8, Q,V)", "bitfit": "BitFit", "ia3": "(IA)^3", "para": "PARA (r=12)"}
 ARTIFACT_FILES = ("train_config.toml", "summary.json", "log.jsonl", "adapter")
 
@@ -82,9 +87,9 @@ def table(runs_dir: Path, names: list[str]) -> str:
     return head + "\n" + "\n".join(rows) + "\n"
 
 
-def copy_artifacts(runs_dir: Path, dest: Path) -> None:
-    for name in ("grasp", "stochgrasp"):
-        src, dst = runs_dir / name, dest / name
+def copy_artifacts(runs_dir: Path, dest: Path, stochgrasp_run: str = "stochgrasp") -> None:
+    for name, run in (("grasp", "grasp"), ("stochgrasp", stochgrasp_run)):
+        src, dst = runs_dir / run, dest / name
         if not (src / "summary.json").is_file():
             continue
         shutil.rmtree(dst, ignore_errors=True)
@@ -101,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs", default="runs/sst2_table")
     p.add_argument("--out", default="docs/training_table.md")
     p.add_argument("--artifacts", default="", help="copy the GRASP/StochGRASP runs here (e.g. artifacts/sst2_minilm)")
+    p.add_argument("--stochgrasp-artifact", default="stochgrasp", help="which StochGRASP run to copy")
     p.add_argument("--methods", default=",".join(RUNS), help="comma-separated subset of " + ",".join(RUNS))
     p.add_argument("--train-examples", type=int, default=COMMON["train_examples"])
     p.add_argument("--epochs", type=int, default=COMMON["epochs"])
@@ -117,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     Path(args.out).write_text(text)
     print(text)
     if args.artifacts:
-        copy_artifacts(runs_dir, Path(args.artifacts))
+        copy_artifacts(runs_dir, Path(args.artifacts), args.stochgrasp_artifact)
     return 0
 
 

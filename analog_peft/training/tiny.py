@@ -12,7 +12,7 @@ def build_tiny_gpt2(path: str | Path, *, n_layer: int = 2, n_embd: int = 32, n_h
     Loadable by name (``TrainConfig(model=str(path))``); ``<eos>`` doubles as the pad token.
     """
     import torch
-    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
     from analog_peft.tasks import load_e2e
@@ -21,6 +21,7 @@ def build_tiny_gpt2(path: str | Path, *, n_layer: int = 2, n_embd: int = 32, n_h
     texts = [t for ex in load_e2e("dev", data_dir=data_dir, max_examples=max_mrs) for t in (ex.mr, *ex.refs)]
     tok = Tokenizer(models.BPE(unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
     tok.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<eos>", "<unk>"]))
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<eos>", unk_token="<unk>", pad_token="<eos>")
     fast.save_pretrained(path)
