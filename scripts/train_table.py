@@ -37,6 +37,7 @@ COMMON = {
     "num_threads": 1,
 }
 PCM_1DAY = {"device": "pcm", "t": 86400.0}
+PCM_NOISE = {"mode": "device", "device": "pcm", "t": 86400.0}  # a fresh PCM chip at 1 day every batch
 RUNS: dict[str, dict] = {
     "head": {"method": "head", "lr": 1e-2},
     "grasp": {"method": "grasp", "method_options": {"k": 16}, "lr": 1e-2},
@@ -44,6 +45,9 @@ RUNS: dict[str, dict] = {
     "stochgrasp_oe": {"method": "stochgrasp", "lr": 1e-2,
                       "method_options": {"k": 16, "sigma_target": {**PCM_1DAY, "mode": "output_error"}}},
     "stochgrasp_c01": {"method": "stochgrasp", "lr": 1e-2, "method_options": {"k": 16, "sigma_target": 0.01}},
+    "grasp_pcm": {"method": "grasp", "method_options": {"k": 16}, "lr": 1e-2, "noise": PCM_NOISE},
+    "stochgrasp_pcm": {"method": "stochgrasp", "method_options": {"k": 16, "sigma_target": PCM_1DAY}, "lr": 1e-2,
+                       "noise": PCM_NOISE},
     "lora": {"method": "lora", "lr": 5e-3},
     "bitfit": {"method": "bitfit", "lr": 1e-2},
     "ia3": {"method": "ia3", "lr": 1e-2},
@@ -52,6 +56,8 @@ RUNS: dict[str, dict] = {
 LABELS = {"head": "head only (baseline)", "grasp": "GRASP (K=16)", "stochgrasp": "StochGRASP (K=16, σ_t: PCM 1 day, weight spread)",
           "stochgrasp_oe": "StochGRASP (K=16, σ_t: PCM 1 day, output error)",
           "stochgrasp_c01": "StochGRASP (K=16, σ_t = 0.01 constant)",
+          "grasp_pcm": "GRASP (K=16) + PCM 1-day noise injection",
+          "stochgrasp_pcm": "StochGRASP (σ_t: PCM 1 day) + PCM 1-day noise injection",
           "lora": "LoRA (r=8, Q,V)", "bitfit": "BitFit", "ia3": "(IA)^3", "para": "PARA (r=12)"}
 ARTIFACT_FILES = ("train_config.toml", "summary.json", "log.jsonl", "adapter")
 

@@ -204,3 +204,12 @@ def test_grasp_beats_head_only_on_sst2_subset(tmp_path):
     grasp = train(TrainConfig(**kw, method="grasp", out_dir=str(tmp_path / "grasp")))
     assert grasp.best_metric > 0.6
     assert grasp.best_metric > head.best_metric + 0.03
+
+
+def test_any_glue_format_tsv_directory(tmp_path, tiny_bert):
+    rows = "\n".join(f"{'good fun film' if i % 2 else 'dull boring mess'} {i}\t{i % 2}" for i in range(12))
+    for split in ("train", "dev"):
+        (tmp_path / f"{split}.tsv").write_text("sentence\tlabel\n" + rows + "\n")
+    result = train(TrainConfig(**{**SMALL, "model": tiny_bert, "method": "head", "max_steps": 2,
+                                  "data_dir": str(tmp_path), "out_dir": str(tmp_path / "run")}))
+    assert result.summary["train_examples"] == 12 and result.summary["eval_examples"] == 12
