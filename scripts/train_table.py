@@ -37,6 +37,7 @@ COMMON = {
     "num_threads": 1,
 }
 PCM_1DAY = {"device": "pcm", "t": 86400.0}
+GAUSS_NOISE = {"mode": "device", "device": {"name": "gaussian", "eta": 0.005}}  # σ = 0.005·max|W| per layer
 PCM_NOISE = {"mode": "device", "device": "pcm", "t": 86400.0}  # a fresh PCM chip at 1 day every batch
 RUNS: dict[str, dict] = {
     "head": {"method": "head", "lr": 1e-2},
@@ -48,6 +49,9 @@ RUNS: dict[str, dict] = {
     "grasp_pcm": {"method": "grasp", "method_options": {"k": 16}, "lr": 1e-2, "noise": PCM_NOISE},
     "stochgrasp_pcm": {"method": "stochgrasp", "method_options": {"k": 16, "sigma_target": PCM_1DAY}, "lr": 1e-2,
                        "noise": PCM_NOISE},
+    "grasp_g005": {"method": "grasp", "method_options": {"k": 16}, "lr": 1e-2, "noise": GAUSS_NOISE},
+    "stochgrasp_g005": {"method": "stochgrasp", "method_options": {"k": 16, "sigma_target": 0.01}, "lr": 1e-2,
+                        "noise": GAUSS_NOISE},
     "lora": {"method": "lora", "lr": 5e-3},
     "bitfit": {"method": "bitfit", "lr": 1e-2},
     "ia3": {"method": "ia3", "lr": 1e-2},
@@ -58,6 +62,8 @@ LABELS = {"head": "head only (baseline)", "grasp": "GRASP (K=16)", "stochgrasp":
           "stochgrasp_c01": "StochGRASP (K=16, σ_t = 0.01 constant)",
           "grasp_pcm": "GRASP (K=16) + PCM 1-day noise injection",
           "stochgrasp_pcm": "StochGRASP (σ_t: PCM 1 day) + PCM 1-day noise injection",
+          "grasp_g005": "GRASP (K=16) + Gaussian η=0.005 noise injection",
+          "stochgrasp_g005": "StochGRASP (σ_t = 0.01) + Gaussian η=0.005 noise injection",
           "lora": "LoRA (r=8, Q,V)", "bitfit": "BitFit", "ia3": "(IA)^3", "para": "PARA (r=12)"}
 ARTIFACT_FILES = ("train_config.toml", "summary.json", "log.jsonl", "adapter")
 
