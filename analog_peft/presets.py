@@ -81,27 +81,33 @@ class RPUPreset:
         return asdict(self)
 
 
+def _perfect_periphery() -> dict[str, Any]:
+    """Settings shared by the perfect-periphery presets: exact forward, no HWA noise, clipping or remapping."""
+    return {
+        "forward": IOParameters(is_perfect=True),
+        "modifier": WeightModifierParameter(type=WeightModifierType.NONE),
+        "clip": WeightClipParameter(type=WeightClipType.NONE),
+        "remap": WeightRemapParameter(type=WeightRemapType.NONE),
+        "drift_compensation": GlobalDriftCompensation(),
+    }
+
+
 def ideal_config(tile_size: int = 0) -> TorchInferenceRPUConfig:
     """Perfect forward, no weight scaling: analog outputs equal the digital ones."""
     return TorchInferenceRPUConfig(
-        forward=IOParameters(is_perfect=True),
         mapping=MappingParameter(
             digital_bias=True,
             weight_scaling_omega=0.0,
             max_input_size=tile_size,
             max_output_size=0,
         ),
-        modifier=WeightModifierParameter(type=WeightModifierType.NONE),
-        clip=WeightClipParameter(type=WeightClipType.NONE),
-        remap=WeightRemapParameter(type=WeightRemapType.NONE),
-        drift_compensation=GlobalDriftCompensation(),
+        **_perfect_periphery(),
     )
 
 
 def mapped_config(tile_size: int = 512) -> TorchInferenceRPUConfig:
     """Column-wise weight mapping onto ``tile_size``-row tiles, perfect periphery."""
     return TorchInferenceRPUConfig(
-        forward=IOParameters(is_perfect=True),
         mapping=MappingParameter(
             digital_bias=True,
             weight_scaling_omega=1.0,
@@ -111,10 +117,7 @@ def mapped_config(tile_size: int = 512) -> TorchInferenceRPUConfig:
             learn_out_scaling=True,
             out_scaling_columnwise=True,
         ),
-        modifier=WeightModifierParameter(type=WeightModifierType.NONE),
-        clip=WeightClipParameter(type=WeightClipType.NONE),
-        remap=WeightRemapParameter(type=WeightRemapType.NONE),
-        drift_compensation=GlobalDriftCompensation(),
+        **_perfect_periphery(),
     )
 
 
