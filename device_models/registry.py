@@ -29,9 +29,16 @@ def get(name: str | DeviceModel | dict, **params: Any) -> DeviceModel:
             raise DeviceModelError("pass parameters either in the DeviceModel instance or as keywords, not both")
         return name
     if isinstance(name, dict):
+        # both ``{"name": "gaussian", "params": {"eta": 0.01}}`` (to_dict) and ``{"name": "gaussian", "eta": 0.01}``;
+        # every other key is a parameter, so a misspelt one is refused below instead of silently ignored
         if "name" not in name:
             raise DeviceModelError(f"device-model dict needs a 'name' key, got keys {sorted(name)}")
-        return get(name["name"], **{**name.get("params", {}), **params})
+        flat = {k: v for k, v in name.items() if k not in ("name", "params")}
+        nested = name.get("params", {}) or {}
+        both = set(flat) & set(nested)
+        if both:
+            raise DeviceModelError(f"device-model dict gives {sorted(both)} both at top level and under 'params'")
+        return get(name["name"], **{**nested, **flat, **params})
     key = str(name).lower().replace("-", "_")
     if key not in _REGISTRY:
         raise DeviceModelError(

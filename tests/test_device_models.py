@@ -31,6 +31,16 @@ def test_get_is_case_insensitive_and_takes_parameters() -> None:
     assert dm.get("ReRAM-CMO").name == "reram_cmo"
 
 
+def test_get_from_dict_takes_flat_and_nested_parameters_and_refuses_unknown_keys() -> None:
+    # a flat dict's parameters used to be dropped silently (eta fell back to its default)
+    assert dm.get({"name": "gaussian", "eta": 0.005}).eta == 0.005
+    assert dm.get({"name": "gaussian", "params": {"eta": 0.002, "scale": "column_max"}}).scale == "column_max"
+    with pytest.raises(DeviceModelError, match="its parameters are"):
+        dm.get({"name": "gaussian", "etta": 0.005})
+    with pytest.raises(DeviceModelError, match="both at top level and under 'params'"):
+        dm.get({"name": "gaussian", "eta": 0.005, "params": {"eta": 0.01}})
+
+
 def test_get_errors_name_the_valid_choices() -> None:
     with pytest.raises(DeviceModelError, match="available: .*'pcm'"):
         dm.get("memristor")
