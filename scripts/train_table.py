@@ -24,21 +24,22 @@ COMMON = {
     "task": "sst2",
     "rpu": "ideal",
     "seed": 0,
-    "epochs": 1,
+    "epochs": 2,
     "batch_size": 16,
     "eval_batch_size": 64,
     "max_length": 48,
     "schedule": "linear",
     "warmup_ratio": 0.06,
     "head_lr": 1e-2,
-    "train_examples": 1000,
+    "train_examples": 6000,
     "eval_examples": 0,
     "log_every": 10,
-    "num_threads": 1,
+    "num_threads": 2,
 }
 PCM_1DAY = {"device": "pcm", "t": 86400.0}
 GAUSS_NOISE = {"mode": "device", "device": {"name": "gaussian", "eta": 0.005}}  # σ = 0.005·max|W| per layer
 PCM_NOISE = {"mode": "device", "device": "pcm", "t": 86400.0}  # a fresh PCM chip at 1 day every batch
+MAPPED = {"rpu": "mapped"}  # PCM injection on the column-wise mapped tiles the Monte Carlo deploys on
 RUNS: dict[str, dict] = {
     "head": {"method": "head", "lr": 1e-2},
     "grasp": {"method": "grasp", "method_options": {"k": 16}, "lr": 1e-2},
@@ -46,9 +47,9 @@ RUNS: dict[str, dict] = {
     "stochgrasp_oe": {"method": "stochgrasp", "lr": 1e-2,
                       "method_options": {"k": 16, "sigma_target": {**PCM_1DAY, "mode": "output_error"}}},
     "stochgrasp_c01": {"method": "stochgrasp", "lr": 1e-2, "method_options": {"k": 16, "sigma_target": 0.01}},
-    "grasp_pcm": {"method": "grasp", "method_options": {"k": 16}, "lr": 1e-2, "noise": PCM_NOISE},
+    "grasp_pcm": {"method": "grasp", "method_options": {"k": 16}, "lr": 1e-2, "noise": PCM_NOISE, **MAPPED},
     "stochgrasp_pcm": {"method": "stochgrasp", "method_options": {"k": 16, "sigma_target": PCM_1DAY}, "lr": 1e-2,
-                       "noise": PCM_NOISE},
+                       "noise": PCM_NOISE, **MAPPED},
     "grasp_g005": {"method": "grasp", "method_options": {"k": 16}, "lr": 1e-2, "noise": GAUSS_NOISE},
     "stochgrasp_g005": {"method": "stochgrasp", "method_options": {"k": 16, "sigma_target": 0.01}, "lr": 1e-2,
                         "noise": GAUSS_NOISE},

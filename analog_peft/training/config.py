@@ -12,7 +12,7 @@ import tomllib
 from analog_peft.training import tomlio
 
 NOISE_MODES = ("none", "device", "aihwkit_modifier")
-RPU_CHOICES = ("auto", "digital", "ideal", "standard")
+RPU_CHOICES = ("auto", "digital", "ideal", "mapped", "standard")
 SCHEDULES = ("linear", "cosine", "constant")
 HEAD_ONLY = "head"
 _NOISE_KEYS = {"mode", "device", "t", "eta", "compensate_drift", "modifier"}
@@ -41,7 +41,7 @@ class TrainConfig:
             ``head`` (train only the task head: the head-only baseline).
         method_options: Fields of the method's config dataclass (e.g. ``{"k": 16}``; StochGRASP
             ``{"sigma_target": {"device": "pcm", "t": 86400.0}}``).
-        rpu: Base model: ``digital``; ``ideal`` / ``standard`` (converted to aihwkit analog tiles with that
+        rpu: Base model: ``digital``; ``ideal`` / ``mapped`` / ``standard`` (converted to aihwkit analog tiles with that
             preset); ``auto`` = ``digital`` without noise injection, ``ideal`` with it.
         noise: Base-weight noise injected in the training loop, resampled every batch:
             ``{"mode": "none"}``; ``{"mode": "device", "device": <device_models name or dict>, "t": seconds}``

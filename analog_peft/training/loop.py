@@ -77,6 +77,17 @@ def _param_groups(adapted: Any, config: TrainConfig) -> list[dict[str, Any]]:
     return [g for g in groups if g["params"]]
 
 
+def _spread_stats(adapted: Any) -> dict[str, float]:
+    """StochGRASP's mean learned spread σ_γ, its mean target and the KL penalty (empty for other methods)."""
+    if not hasattr(adapted, "spreads"):
+        return {}
+    with torch.no_grad():
+        sig = torch.cat([g.flatten() for g, _ in adapted.spreads().values()])
+        tgt = torch.cat([g.flatten() for g, _ in adapted.sigma_targets().values()])
+        reg = float(adapted.regularization_loss())
+    return {"sigma_gamma_mean": float(sig.mean()), "sigma_target_gamma_mean": float(tgt.mean()), "kl_loss": reg}
+
+
 def _clean_run_dir(run_dir: Path) -> None:
     for name in ("log.jsonl", "summary.json", "adapter", STATE_DIR, "eval_predictions.jsonl",
                  "analog_calibration.safetensors"):
@@ -242,7 +253,7 @@ def train(config: TrainConfig | dict | str | Path) -> TrainResult:
                     rate = window_samples / dt
                     bar.set_postfix(loss=f"{avg:.4f}", samples_s=f"{rate:.1f}", epoch=epoch)
                     logger.log("train", step=state["step"], epoch=epoch, loss=avg, lr=scheduler.get_last_lr()[0],
-                               samples_per_s=rate)
+                               samples_per_s=rate, **_spread_stats(adapted))
                     window_loss, window_n, window_samples, window_t = 0.0, 0, 0, time.perf_counter()
                 end_of_epoch = state["batch"] >= steps_per_epoch
                 done = state["step"] >= total
