@@ -53,7 +53,25 @@ def save_trainer_state(run_dir: Path, adapted: Any, optimizer: Any, scheduler: A
 
 
 def has_trainer_state(run_dir: Path) -> bool:
+    """Whether ``run_dir`` holds a resumable state (finishing a swap a kill interrupted, see below)."""
+    recover_trainer_state(run_dir)
     return (run_dir / STATE_DIR / "state.json").is_file()
+
+
+def recover_trainer_state(run_dir: Path) -> None:
+    """Complete :func:`save_trainer_state`'s rename swap if a kill landed between its two renames.
+
+    ``.tmp`` is renamed only once fully written (``state.json`` is its last file), so a ``.tmp`` with
+    ``state.json`` is the newest complete state; otherwise ``.old`` (the previous state) is put back.
+    """
+    final, tmp, old = (run_dir / (STATE_DIR + s) for s in ("", ".tmp", ".old"))
+    if (final / "state.json").is_file():
+        return
+    for candidate in (tmp, old):
+        if (candidate / "state.json").is_file():
+            shutil.rmtree(final, ignore_errors=True)
+            candidate.rename(final)
+            return
 
 
 def read_state(run_dir: Path) -> dict[str, Any]:
