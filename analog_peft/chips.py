@@ -30,7 +30,7 @@ from torch import Tensor, nn
 
 import device_models
 from analog_peft.convert import analog_tiles
-from device_models import DeviceModel, ProgrammedState, make_generator
+from device_models import DeviceModel, ProgrammedState, Workspace, make_generator
 
 
 def derive_seed(*parts: object) -> int:
@@ -81,6 +81,7 @@ class ChipProgrammer:
             idx = counts[layer] = counts.get(layer, -1) + 1
             weight = tile.tile.weight
             self._tiles.append(_Tile(f"{layer}#{idx}", tile, weight.detach().clone()))
+        self._work = Workspace()
         self._remember_versions()
 
     # -- public verbs ----------------------------------------------------------------------------
@@ -88,18 +89,19 @@ class ChipProgrammer:
     def program(self, chip: int) -> ChipProgrammer:
         """Program every tile as chip ``chip`` (weights right after programming, t = 0)."""
         self._check_unchanged()
-        dm = self.device_model
+        dm, work = self.device_model, self._work
         for tl in self._tiles:
+            weight = tl.tile.tile.weight
             if dm is None:
                 tl.state = ProgrammedState(target=tl.target)
                 tl.baseline = 1.0
-                self._write(tl, tl.target)
+                weight.data.copy_(tl.target)
                 _set_alpha(tl.tile, 1.0)
                 continue
-            tl.state = dm.program(tl.target, self._gen(tl, chip, "program"))
-            w = _programmed(dm, tl.state)  # the chip at t = 0: computed once, written directly
-            tl.baseline = float(w.abs().mean().clamp_min(1e-12))
-            self._write(tl, w)
+            reuse = tl.state if tl.state is not None else work.spare.pop(tl.key, None)
+            tl.state = dm.program_into(tl.target, self._gen(tl, chip, "program"), work, reuse)
+            dm.programmed_into(tl.state, weight.data, work)  # the chip at t = 0, written directly
+            tl.baseline = self._mean_abs(weight)
             _set_alpha(tl.tile, 1.0)  # = baseline / mean|W(0)|, exactly
         self._remember_versions()
         self.chip, self.t = int(chip), 0.0
@@ -115,21 +117,23 @@ class ChipProgrammer:
             raise RuntimeError("no chip is programmed: call program(chip) before drift(t)")
         self._check_unchanged()
         t = float(t)
-        dm = self.device_model
+        dm, work = self.device_model, self._work
         if dm is not None and t != 0.0:
             dm.check_time(t)
         for tl in self._tiles:
             assert tl.state is not None
+            weight = tl.tile.tile.weight
             if dm is None:
-                w = tl.target
-            elif t == 0.0:
-                w = _programmed(dm, tl.state)
+                weight.data.copy_(tl.target)
+                _set_alpha(tl.tile, 1.0)
+                continue
+            if t == 0.0:
+                dm.programmed_into(tl.state, weight.data, work)
             else:
-                w = dm.read(tl.state, t, self._gen(tl, self.chip, "read", t))
-            self._write(tl, w)
+                dm.read_into(tl.state, t, self._gen(tl, self.chip, "read", t), weight.data, work)
             alpha = 1.0
-            if self.compensate_drift and dm is not None:
-                alpha = tl.baseline / float(w.abs().mean().clamp_min(1e-12))
+            if self.compensate_drift:
+                alpha = tl.baseline / self._mean_abs(weight)
             _set_alpha(tl.tile, alpha)
         self._remember_versions()
         self.t = t
@@ -143,13 +147,24 @@ class ChipProgrammer:
 
     @torch.no_grad()
     def reset(self) -> ChipProgrammer:
-        """Restore every tile's target weights and α = 1 (the model as converted)."""
+        """Restore every tile's target weights and α = 1 (the model as converted).
+
+        The last chip's state tensors are kept as scratch for the next ``program`` (no re-allocation);
+        :meth:`release` frees them.
+        """
         for tl in self._tiles:
             self._write(tl, tl.target)
+            if tl.state is not None and tl.state.tensors:
+                self._work.spare[tl.key] = tl.state
             tl.state = None
             _set_alpha(tl.tile, 1.0)
         self._remember_versions()
         self.chip = self.t = None
+        return self
+
+    def release(self) -> ChipProgrammer:
+        """Free the scratch buffers and spare chip state kept between calls (they are re-made on demand)."""
+        self._work.clear()
         return self
 
     @torch.no_grad()
@@ -185,6 +200,11 @@ class ChipProgrammer:
     def _gen(self, tl: _Tile, chip: int, purpose: str, *extra: float) -> torch.Generator:
         return make_generator(derive_seed(self.seed, int(chip), tl.key, purpose, *extra), tl.target.device)
 
+    def _mean_abs(self, weight: Tensor) -> float:
+        """``float(weight.abs().mean().clamp_min(1e-12))`` without allocating."""
+        scratch = self._work.get("abs", weight.shape, weight)
+        return float(torch.abs(weight.detach(), out=scratch).mean().clamp_min(1e-12))
+
     @staticmethod
     def _write(tl: _Tile, w: Tensor) -> None:
         tl.tile.tile.weight.data.copy_(w)
@@ -203,14 +223,6 @@ class ChipProgrammer:
                     "set_weights or load_state_dict?). Programming would discard that change: call "
                     "retarget() to program the new weights, or reset() to go back to the old targets."
                 )
-
-
-def _programmed(dm: DeviceModel, state: ProgrammedState) -> Tensor:
-    """A tile's weights right after programming (no drift, no read noise)."""
-    fn = getattr(dm, "programmed_weights", None)
-    if fn is not None:
-        return fn(state)
-    return dm.read(state, 0.0, make_generator(0, state.target.device))
 
 
 def _set_alpha(tile: TorchInferenceTile, alpha: float) -> None:

@@ -11,7 +11,7 @@ measurements it is calibrated on:
 * ``fitted_pcm`` — a PCM-like model fitted to your measurements with :func:`fit_pcm_like`.
 """
 
-from device_models.base import DeviceModel, DeviceModelError, ProgrammedState, make_generator
+from device_models.base import DeviceModel, DeviceModelError, ProgrammedState, Workspace, make_generator
 from device_models.conductance import ConductanceModel, PowerLawDriftModel
 from device_models.fitted import FittedPCM, fit_pcm_like
 from device_models.gaussian import Gaussian
@@ -32,6 +32,7 @@ __all__ = [
     "ProgrammedState",
     "ReRAMCMO",
     "ReRAMWan2022",
+    "Workspace",
     "available",
     "fit_pcm_like",
     "get",

@@ -61,6 +61,27 @@ class DeviceModel(ABC):
     def read(self, state: ProgrammedState, t: float, generator: Generator) -> Tensor:
         """Weights of a programmed tile at ``t`` seconds after programming (drift + read noise)."""
 
+    # -- allocation-free variants (used by analog_peft.chips; same draws, same bits) ---------------
+    # Models may override these to compute in place in ``work``'s reusable buffers; the defaults fall
+    # back to ``program``/``read``. An override must give bit-identical results to the plain method.
+    def program_into(
+        self, weights: Tensor, generator: Generator, work: Workspace, reuse: ProgrammedState | None = None
+    ) -> ProgrammedState:
+        """``program(weights, generator)``, optionally storing the draws in ``reuse``'s tensors."""
+        return self.program(weights, generator)
+
+    def read_into(self, state: ProgrammedState, t: float, generator: Generator, out: Tensor, work: Workspace) -> None:
+        """Write ``read(state, t, generator)`` into ``out`` (a tensor shaped like the target)."""
+        out.copy_(self.read(state, t, generator))
+
+    def programmed_into(self, state: ProgrammedState, out: Tensor, work: Workspace) -> None:
+        """Write the weights right after programming (no drift, no read noise) into ``out``."""
+        fn = getattr(self, "programmed_weights", None)
+        if fn is not None:
+            out.copy_(fn(state))
+        else:
+            out.copy_(self.read(state, 0.0, make_generator(0, state.target.device)))
+
     # -- helpers ---------------------------------------------------------------------------------
     def check_time(self, t: float) -> None:
         """Raise :class:`DeviceModelError` unless ``t`` is a time this model can be read at."""
@@ -85,6 +106,39 @@ class DeviceModel(ABC):
     def __str__(self) -> str:
         params = ", ".join(f"{k}={v}" for k, v in asdict(self).items())
         return f"{self.name}({params})"
+
+
+class Workspace:
+    """Reusable scratch buffers for allocation-free device-model arithmetic.
+
+    Allocating fresh multi-MB tensors for every intermediate makes the OS map and zero new pages each
+    time, which costs more than the arithmetic itself; reusing a few buffers (sized to the largest tile)
+    avoids that. ``get(name, shape, like)`` returns a contiguous view of buffer ``name``, grown on demand;
+    its contents are undefined. ``spare`` holds programmed-state tensors kept for reuse by the next chip.
+    """
+
+    def __init__(self) -> None:
+        self._buffers: dict[str, Tensor] = {}
+        self.spare: dict[object, ProgrammedState] = {}
+
+    def get(self, name: str, shape: torch.Size | tuple[int, ...], like: Tensor) -> Tensor:
+        n = math.prod(shape)
+        buf = self._buffers.get(name)
+        if buf is None or buf.numel() < n or buf.dtype != like.dtype or buf.device != like.device:
+            buf = torch.empty(n, dtype=like.dtype, device=like.device)
+            self._buffers[name] = buf
+        return buf[:n].view(shape)
+
+    def clear(self) -> None:
+        """Free every buffer and spare state."""
+        self._buffers.clear()
+        self.spare.clear()
+
+    @property
+    def nbytes(self) -> int:
+        tensors = list(self._buffers.values())
+        tensors += [t for s in self.spare.values() for t in s.tensors.values()]
+        return sum(t.numel() * t.element_size() for t in tensors)
 
 
 def randn(like: Tensor, generator: Generator) -> Tensor:

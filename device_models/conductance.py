@@ -32,7 +32,7 @@ from typing import ClassVar
 import torch
 from torch import Generator, Tensor
 
-from device_models.base import DeviceModel, DeviceModelError, ProgrammedState, randn
+from device_models.base import DeviceModel, DeviceModelError, ProgrammedState, Workspace, randn
 
 #: Lower clip of relative conductances before taking logs (as aihwkit's ``_ZERO_CLIP``).
 ZERO_CLIP = 1e-7
@@ -100,6 +100,29 @@ class ConductanceModel(DeviceModel):
             return (g[0] - g[1]) / state.scale
         return (g[0] - self.g_min) / state.scale + state.offset
 
+    def to_weights_into(self, g: Tensor, state: ProgrammedState, out: Tensor) -> None:
+        """:meth:`to_weights` written into ``out`` (same operations, same bits)."""
+        if self.differential:
+            torch.sub(g[0], g[1], out=out)
+            out.div_(state.scale)
+        else:
+            torch.sub(g[0], self.g_min, out=out)
+            out.div_(state.scale)
+            out.add_(state.offset)
+
+    def to_conductances_into(self, weights: Tensor, work: Workspace) -> tuple[Tensor, float, float]:
+        """:meth:`to_conductances` (differential mapping) in ``work``'s buffer ``"g_target"`` (same bits)."""
+        assert self.differential
+        scaled = work.get("w", weights.shape, weights)
+        torch.abs(weights, out=scaled)
+        scale = self.g_max / scaled.max().clamp(min=ZERO_CLIP).item()
+        torch.mul(weights, scale, out=scaled)
+        g = work.get("g_target", (2, *weights.shape), weights)
+        torch.clamp(scaled, 0.0, self.g_max, out=g[0])
+        torch.neg(scaled, out=g[1])
+        g[1].clamp_(0.0, self.g_max)
+        return g, scale, 0.0
+
     # -- DeviceModel -------------------------------------------------------------------------------
     @torch.no_grad()
     def program(self, weights: Tensor, generator: Generator) -> ProgrammedState:
@@ -115,6 +138,9 @@ class ConductanceModel(DeviceModel):
     def programmed_weights(self, state: ProgrammedState) -> Tensor:
         """Weights right after programming (programming noise only, no drift or read noise)."""
         return self.to_weights(state.tensors["g_prog"], state)
+
+    def programmed_into(self, state: ProgrammedState, out: Tensor, work: Workspace) -> None:
+        self.to_weights_into(state.tensors["g_prog"], state, out)
 
     # -- physics -----------------------------------------------------------------------------------
     @abstractmethod
@@ -191,3 +217,95 @@ class PowerLawDriftModel(ConductanceModel):
         sig_noise = q_s * math.sqrt(math.log((t_total + self.t_read) / (2 * self.t_read)))
         noise = randn(g_prog, generator)
         return (g_drift + g_drift.abs() * self.read_noise_scale * sig_noise * noise).clamp(min=0.0)
+
+    # -- allocation-free variants: the same operations in the same order as program/read above, written
+    # into reusable buffers (results are bit-identical; tests/test_chip_fingerprints.py checks it) ------
+    def drift_stats_into(self, g_rel: Tensor, mu: Tensor, sig: Tensor) -> None:
+        """:meth:`drift_stats` written into ``mu`` and ``sig``; may overwrite ``g_rel``."""
+        m, s = self.drift_stats(g_rel)
+        mu.copy_(m)
+        sig.copy_(s)
+
+    def read_noise_q_(self, g_rel: Tensor) -> None:
+        """:meth:`read_noise_q` in place."""
+        g_rel.copy_(self.read_noise_q(g_rel))
+
+    def prog_sigma_into(self, g_target: Tensor, out: Tensor, x: Tensor) -> None:
+        """:meth:`prog_sigma` written into ``out`` (``x`` is scratch)."""
+        coeffs = self.prog_coeff
+        torch.div(g_target, self.g_max, out=x)
+        if len(coeffs) == 1:
+            out.fill_(coeffs[0])
+        else:  # polyval's Horner scheme; full_like(x, c) * x == x * c
+            torch.mul(x, coeffs[-1], out=out)
+            out.add_(coeffs[-2])
+            for c in reversed(coeffs[:-2]):
+                out.mul_(x)
+                out.add_(c)
+        out.mul_(self.g_max / self.prog_coeff_g_max_reference)
+
+    @torch.no_grad()
+    def program_into(
+        self, weights: Tensor, generator: Generator, work: Workspace, reuse: ProgrammedState | None = None
+    ) -> ProgrammedState:
+        if not self.differential:
+            return self.program(weights, generator)
+        weights = weights.detach()
+        g_target, scale, offset = self.to_conductances_into(weights, work)
+        shape = g_target.shape
+        old = reuse.tensors if reuse is not None else {}
+        g_prog, nu = (_reusable(old.get(k), g_target) for k in ("g_prog", "nu"))
+        a = work.get("a", shape, g_target)
+        b = work.get("b", shape, g_target)
+        torch.randn(shape, generator=generator, out=a)
+        self.prog_sigma_into(g_target, b, x=g_prog)
+        b.mul_(self.prog_noise_scale)
+        b.mul_(a)
+        torch.add(g_target, b, out=g_prog)
+        g_prog.clamp_(min=0.0)
+        torch.div(g_target, self.g_max, out=b)
+        b.abs_()
+        b.clamp_(min=ZERO_CLIP)
+        self.drift_stats_into(b, nu, a)
+        torch.randn(shape, generator=generator, out=b)
+        a.mul_(b)
+        torch.add(nu, a, out=nu)
+        nu.abs_()
+        nu.mul_(self.drift_scale)
+        return ProgrammedState(target=weights, tensors={"g_prog": g_prog, "nu": nu}, scale=scale, offset=offset)
+
+    @torch.no_grad()
+    def read_into(self, state: ProgrammedState, t: float, generator: Generator, out: Tensor, work: Workspace) -> None:
+        self.check_time(t)
+        t = float(t)
+        g_prog, nu = state.tensors["g_prog"], state.tensors["nu"]
+        shape = g_prog.shape
+        t_total = t + self.t0
+        if t > 0:
+            g_drift = work.get("a", shape, g_prog)
+            torch.neg(nu, out=g_drift)
+            torch.pow(t_total / self.t0, g_drift, out=g_drift)
+            torch.mul(g_prog, g_drift, out=g_drift)
+        else:
+            g_drift = g_prog
+        sig_noise = work.get("b", shape, g_prog)
+        torch.abs(g_prog, out=sig_noise)
+        sig_noise.div_(self.g_max)
+        self.read_noise_q_(sig_noise)
+        sig_noise.mul_(math.sqrt(math.log((t_total + self.t_read) / (2 * self.t_read))))
+        g = work.get("c", shape, g_prog)
+        torch.abs(g_drift, out=g)
+        g.mul_(self.read_noise_scale)
+        g.mul_(sig_noise)
+        noise = torch.randn(shape, generator=generator, out=sig_noise)
+        g.mul_(noise)
+        torch.add(g_drift, g, out=g)
+        g.clamp_(min=0.0)
+        self.to_weights_into(g, state, out)
+
+
+def _reusable(old: Tensor | None, like: Tensor) -> Tensor:
+    """``old`` if it can hold a tensor shaped like ``like`` (a previous chip's draws), else a new tensor."""
+    if old is not None and old.shape == like.shape and old.dtype == like.dtype and old.device == like.device:
+        return old
+    return torch.empty_like(like)

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from device_models.base import DeviceModelError
-from device_models.conductance import PowerLawDriftModel, clipped_log_linear
+from device_models.conductance import ZERO_CLIP, PowerLawDriftModel, clipped_log_linear
 from device_models.registry import register
 
 
@@ -58,3 +58,19 @@ class PCM(PowerLawDriftModel):
 
     def read_noise_q(self, g_rel: Tensor) -> Tensor:
         return (0.0088 / torch.pow(g_rel, 0.65).clamp(min=1e-3)).clamp(max=0.2)
+
+    # in place, same operations (``c / x`` is ``x.reciprocal() * c`` in torch; the log is shared by μ and σ)
+    def drift_stats_into(self, g_rel: Tensor, mu: Tensor, sig: Tensor) -> None:
+        log_g = torch.log(g_rel.clamp_(min=ZERO_CLIP), out=g_rel)
+        for law, out in ((self.nu_mean, mu), (self.nu_std, sig)):
+            slope, intercept, lo, hi = law
+            torch.mul(log_g, slope, out=out)
+            out.add_(intercept)
+            out.clamp_(min=lo, max=hi)
+
+    def read_noise_q_(self, g_rel: Tensor) -> None:
+        torch.pow(g_rel, 0.65, out=g_rel)
+        g_rel.clamp_(min=1e-3)
+        g_rel.reciprocal_()
+        g_rel.mul_(0.0088)
+        g_rel.clamp_(max=0.2)
