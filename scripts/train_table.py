@@ -46,6 +46,8 @@ RUNS: dict[str, dict] = {
     "stochgrasp": {"method": "stochgrasp", "method_options": {"k": 16, "sigma_target": PCM_1DAY}, "lr": 1e-2},
     "stochgrasp_oe": {"method": "stochgrasp", "lr": 1e-2,
                       "method_options": {"k": 16, "sigma_target": {**PCM_1DAY, "mode": "output_error"}}},
+    "stochgrasp_gs": {"method": "stochgrasp", "lr": 1e-2,
+                      "method_options": {"k": 16, "n_draws": 8, "sigma_target": {**PCM_1DAY, "mode": "group_scale"}}},
     "stochgrasp_c01": {"method": "stochgrasp", "lr": 1e-2, "method_options": {"k": 16, "sigma_target": 0.01}},
     "grasp_pcm": {"method": "grasp", "method_options": {"k": 16}, "lr": 1e-2, "noise": PCM_NOISE, **MAPPED},
     "stochgrasp_pcm": {"method": "stochgrasp", "method_options": {"k": 16, "sigma_target": PCM_1DAY}, "lr": 1e-2,
@@ -60,6 +62,7 @@ RUNS: dict[str, dict] = {
 }
 LABELS = {"head": "head only (baseline)", "grasp": "GRASP (K=16)", "stochgrasp": "StochGRASP (K=16, σ_t: PCM 1 day, weight spread)",
           "stochgrasp_oe": "StochGRASP (K=16, σ_t: PCM 1 day, output error)",
+          "stochgrasp_gs": "StochGRASP (K=16, σ_t: PCM 1 day, group scale)",
           "stochgrasp_c01": "StochGRASP (K=16, σ_t = 0.01 constant)",
           "grasp_pcm": "GRASP (K=16) + PCM 1-day noise injection",
           "stochgrasp_pcm": "StochGRASP (σ_t: PCM 1 day) + PCM 1-day noise injection",
@@ -91,11 +94,12 @@ def table(runs_dir: Path, names: list[str]) -> str:
         tp = s["trainable_params"]
         rows.append(
             f"| {LABELS.get(name, name)} | {100 * s['metric']:.2f} | {100 * s['last_metrics']['accuracy']:.2f} | "
+            f"{s['last_metrics'].get('matthews_correlation', float('nan')):.4f} | "
             f"{tp['adapter']:,} | {tp['trainable']:,} | {tp['percent']:.4f} | {s['wall_time_s']:.0f} |"
         )
     head = (
-        "| method | dev acc. best (%) | dev acc. last (%) | adapter params | trainable params (incl. head) | "
-        "trainable % | wall time (s) |\n|---|---:|---:|---:|---:|---:|---:|"
+        "| method | dev metric best (×100) | dev acc. last (%) | dev MCC last | adapter params | "
+        "trainable params (incl. head) | trainable % | wall time (s) |\n|---|---:|---:|---:|---:|---:|---:|---:|"
     )
     return head + "\n" + "\n".join(rows) + "\n"
 
@@ -123,12 +127,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--methods", default=",".join(RUNS), help="comma-separated subset of " + ",".join(RUNS))
     p.add_argument("--train-examples", type=int, default=COMMON["train_examples"])
     p.add_argument("--epochs", type=int, default=COMMON["epochs"])
+    p.add_argument("--task", default=COMMON["task"], help="sst2 or cola (the table reports the task's metric)")
     p.add_argument("--table-only", action="store_true", help="do not train; only read the saved runs")
     p.add_argument("--force", action="store_true", help="retrain runs that already have a summary")
     args = p.parse_args(argv)
     names = [n for n in args.methods.split(",") if n]
     runs_dir = Path(args.runs)
-    overrides = {"train_examples": args.train_examples, "epochs": args.epochs}
+    overrides = {"train_examples": args.train_examples, "epochs": args.epochs, "task": args.task}
     if not args.table_only:
         run_all(runs_dir, names, args.force, overrides)
     text = table(runs_dir, names)
