@@ -183,6 +183,25 @@ def test_sigma_target_from_gaussian_device(base, batch):
     assert adapted.regularization_loss().item() > 0
 
 
+def test_sigma_target_group_scale_is_the_shared_scale_error(base, batch):
+    """group_scale, i.i.d. errors of std s = η·max|W|: δ_k = ⟨E, W_G⟩/‖W_G‖² has std s/‖W_G‖ (Frobenius)."""
+    eta = 0.02
+    target = {"device": {"name": "gaussian", "eta": eta}, "t": 1.0, "mode": "group_scale"}
+    cfg = StochGraspConfig(k=4, target_modules=["re:.*layer\\.5\\.output\\.dense"], sigma_target=target,
+                           drift_compensation=False, n_draws=400)
+    adapted = attach(fresh(base), cfg)
+    adapted.calibrate(**inputs(batch))
+    name, layer = next(iter(adapted.adapter_layers().items()))
+    t_gamma = adapted.sigma_targets()[name][0]
+    w = layer.base_layer.weight.detach().double()
+    for k in range(4):
+        cols = layer.group_index == k
+        expected = eta * w.abs().max() / w[:, cols].norm()
+        assert t_gamma[k].item() == pytest.approx(expected.item(), rel=0.12)  # RMS of 400 draws: ±3.5 % (1σ)
+    # far below the per-weight spread the same device gives (what "weight_spread" targets)
+    assert t_gamma.max() < 0.05 * eta * w.abs().max() / w.pow(2).mean().sqrt()
+
+
 def test_sigma_target_output_error_scales_with_noise(base, batch):
     def targets(eta):
         spec = {"device": {"name": "gaussian", "params": {"eta": eta}}, "t": 1.0, "mode": "output_error"}

@@ -112,6 +112,8 @@ class StochGraspLayer(GraspLayer):
         gi = self.group_index.cpu()
         if spec["mode"] == "weight_spread":
             rel = st.weight_spread(weight, [e.cpu() for e in errors], gi, self.k)
+        elif spec["mode"] == "group_scale":
+            rel = st.group_scale(weight, [e.cpu() for e in errors], gi, self.k)
         else:
             rel = st.output_error(weight.cpu(), [e.cpu() for e in errors], x.double().cpu(), gi, self.k)
         return rel.to(**self.factory())

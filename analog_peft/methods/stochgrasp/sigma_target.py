@@ -33,6 +33,22 @@ def weight_spread(weight: Tensor, errors: list[Tensor], group_index: Tensor, k: 
 
 
 @torch.no_grad()
+def group_scale(weight: Tensor, errors: list[Tensor], group_index: Tensor, k: int) -> Tensor:
+    """Std over draws (chips) of ``δ_k = ⟨ΔW[:, G_k], W[:, G_k]⟩ / ‖W[:, G_k]‖²``, the shared scale error of group k.
+
+    ``δ_k`` is the least-squares fit of ``ΔW[:, G_k] ≈ δ_k · W[:, G_k]``: the part of the device error one scale
+    ``1/γ_k`` on those columns can express. Its mean over chips is a deterministic bias (e.g. the shrink a
+    least-squares drift compensation leaves), which the learned mean absorbs; its chip-to-chip spread is what
+    the sampled γ should carry. Independent per-weight errors mostly average out of it. Needs >= 2 draws.
+    """
+    if len(errors) < 2:
+        raise ValueError("group_scale needs n_draws >= 2 (it is a spread across programmed copies)")
+    ref = group_sums(weight.pow(2).sum(0), group_index, k).clamp_min(1e-30)
+    deltas = torch.stack([group_sums((e * weight).sum(0), group_index, k) / ref for e in errors])
+    return deltas.std(0)
+
+
+@torch.no_grad()
 def output_error(weight: Tensor, errors: list[Tensor], x: Tensor, group_index: Tensor, k: int) -> Tensor:
     """``σ_k = ‖X_k ΔW[:, G_k]ᵀ‖ / ‖X_k W[:, G_k]ᵀ‖`` on calibration inputs ``X`` (``[N, D]``)."""
     out = torch.empty(k, dtype=weight.dtype)
