@@ -80,7 +80,7 @@ def _cmd_montecarlo(args: argparse.Namespace) -> int:
     if args.report:
         from analog_peft.montecarlo.report import write_report
 
-        files = write_report(args.out, threshold=args.threshold)
+        files = write_report(args.out, threshold=args.threshold, relative_threshold=args.relative_threshold)
         print(f"report: {files}")
     return 0
 
@@ -110,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("convert", help="convert a model and print the conversion report")
     p.add_argument("model", help="HF name/path or alias (minilm-l6, smollm2-135m)")
-    p.add_argument("--rpu", default="standard", choices=["ideal", "standard"])
+    p.add_argument("--rpu", default="standard", choices=["ideal", "mapped", "standard"])
     p.add_argument("--modules", default="blocks", help="'blocks', 'all', or comma-separated names/patterns")
     p.add_argument("--causal", action="store_true", help="load as a causal LM instead of a classifier")
     p.add_argument("--report", help="write the report as JSON here")
@@ -139,6 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", default=None, help="run name in the table (default: the directory name)")
     p.add_argument("--report", action="store_true", help="write the HTML/Markdown report at the end")
     p.add_argument("--threshold", type=float, default=None, help="yield threshold (absolute metric value)")
+    p.add_argument("--relative-threshold", type=float, default=None,
+                   help="yield threshold as a fraction of each method's digital score (e.g. 0.98)")
     p.set_defaults(func=_cmd_montecarlo)
 
     p = sub.add_parser("report", help="HTML + Markdown report of a Monte Carlo run directory")
