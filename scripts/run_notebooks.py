@@ -52,7 +52,7 @@ def execute_notebook(
     path: str | Path,
     parameters: dict[str, Any] | None = None,
     out_path: str | Path | None = None,
-    timeout: int = 1800,
+    timeout: int = 7200,
     cwd: str | Path = ROOT,
 ) -> nbformat.NotebookNode:
     """Execute the notebook at ``path`` and return it; write it to ``out_path`` if given.
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("notebooks", nargs="*", type=Path, help="notebooks to run (default: all in notebooks/)")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="override a parameter")
     parser.add_argument("--out", type=Path, default=None, help="write executed copies here instead of in place")
-    parser.add_argument("--timeout", type=int, default=1800, help="seconds per cell")
+    parser.add_argument("--timeout", type=int, default=7200, help="seconds per cell")
     args = parser.parse_args(argv)
     parameters = _parse_set(args.set)
     for path in args.notebooks or NOTEBOOKS:

@@ -85,7 +85,7 @@ def test_01_device_variability():
 @pytest.mark.slow
 def test_02_hardware_aware_training(tmp_path):
     nb, _ = _execute("02_hardware_aware_training.ipynb", {
-        "TRAIN_EXAMPLES": 48, "EVAL_EXAMPLES": 32, "BATCH_SIZE": 16, "MAX_LENGTH": 32, "N_EVAL_CHIPS": 2,
+        "TRAIN_EXAMPLES": 48, "EVAL_EXAMPLES": 32, "BATCH_SIZE": 16, "MAX_LENGTH": 32, "N_EVAL_CHIPS": 1,
         "METHODS": ["grasp", "stochgrasp", "stochgrasp_lam0"], "OUT_DIR": str(tmp_path),
     })
     summary = _summary(nb)
