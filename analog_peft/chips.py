@@ -20,9 +20,12 @@ periphery noise); ``W_prog`` is the chip right after programming (t = 0).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 from aihwkit.simulator.tiles.inference_torch import TorchInferenceTile
@@ -31,6 +34,9 @@ from torch import Tensor, nn
 import device_models
 from analog_peft.convert import analog_tiles
 from device_models import DeviceModel, ProgrammedState, Workspace, make_generator
+from device_models.base import chunks, thread_ranges
+
+_R = TypeVar("_R")
 
 
 def derive_seed(*parts: object) -> int:
@@ -81,7 +87,7 @@ class ChipProgrammer:
             idx = counts[layer] = counts.get(layer, -1) + 1
             weight = tile.tile.weight
             self._tiles.append(_Tile(f"{layer}#{idx}", tile, weight.detach().clone()))
-        self._work = Workspace()
+        self._works = [Workspace()]  # scratch buffers, one set per worker thread
         self._remember_versions()
 
     # -- public verbs ----------------------------------------------------------------------------
@@ -89,22 +95,25 @@ class ChipProgrammer:
     def program(self, chip: int) -> ChipProgrammer:
         """Program every tile as chip ``chip`` (weights right after programming, t = 0)."""
         self._check_unchanged()
-        dm, work = self.device_model, self._work
-        for tl in self._tiles:
+        dm = self.device_model
+        chip = int(chip)
+
+        def one(tl: _Tile, work: Workspace, threads: int | None) -> tuple[float, float]:
             weight = tl.tile.tile.weight
             if dm is None:
                 tl.state = ProgrammedState(target=tl.target)
-                tl.baseline = 1.0
                 weight.data.copy_(tl.target)
-                _set_alpha(tl.tile, 1.0)
-                continue
-            reuse = tl.state if tl.state is not None else work.spare.pop(tl.key, None)
-            tl.state = dm.program_into(tl.target, self._gen(tl, chip, "program"), work, reuse)
+                return 1.0, 1.0
+            # a previous chip's state (program(k) without reset()) is overwritten instead of re-allocated
+            tl.state = dm.program_into(tl.target, self._gen(tl, chip, "program"), work, tl.state, threads=threads)
             dm.programmed_into(tl.state, weight.data, work)  # the chip at t = 0, written directly
-            tl.baseline = self._mean_abs(weight)
-            _set_alpha(tl.tile, 1.0)  # = baseline / mean|W(0)|, exactly
+            return _mean_abs(weight, work, threads), 1.0  # α = baseline / mean|W(0)| = 1, exactly
+
+        for tl, (baseline, alpha) in self._each_tile(one):
+            tl.baseline = baseline
+            _set_alpha(tl.tile, alpha)
         self._remember_versions()
-        self.chip, self.t = int(chip), 0.0
+        self.chip, self.t = chip, 0.0
         return self
 
     @torch.no_grad()
@@ -117,23 +126,24 @@ class ChipProgrammer:
             raise RuntimeError("no chip is programmed: call program(chip) before drift(t)")
         self._check_unchanged()
         t = float(t)
-        dm, work = self.device_model, self._work
+        dm, chip = self.device_model, self.chip
         if dm is not None and t != 0.0:
             dm.check_time(t)
-        for tl in self._tiles:
+
+        def one(tl: _Tile, work: Workspace, threads: int | None) -> tuple[float, float]:
             assert tl.state is not None
             weight = tl.tile.tile.weight
             if dm is None:
                 weight.data.copy_(tl.target)
-                _set_alpha(tl.tile, 1.0)
-                continue
+                return tl.baseline, 1.0
             if t == 0.0:
                 dm.programmed_into(tl.state, weight.data, work)
             else:
-                dm.read_into(tl.state, t, self._gen(tl, self.chip, "read", t), weight.data, work)
-            alpha = 1.0
-            if self.compensate_drift:
-                alpha = tl.baseline / self._mean_abs(weight)
+                dm.read_into(tl.state, t, self._gen(tl, chip, "read", t), weight.data, work, threads=threads)
+            alpha = tl.baseline / _mean_abs(weight, work, threads) if self.compensate_drift else 1.0
+            return tl.baseline, alpha
+
+        for tl, (_, alpha) in self._each_tile(one):
             _set_alpha(tl.tile, alpha)
         self._remember_versions()
         self.t = t
@@ -147,15 +157,9 @@ class ChipProgrammer:
 
     @torch.no_grad()
     def reset(self) -> ChipProgrammer:
-        """Restore every tile's target weights and α = 1 (the model as converted).
-
-        The last chip's state tensors are kept as scratch for the next ``program`` (no re-allocation);
-        :meth:`release` frees them.
-        """
+        """Restore every tile's target weights and α = 1 (the model as converted); frees the chip's state."""
         for tl in self._tiles:
             self._write(tl, tl.target)
-            if tl.state is not None and tl.state.tensors:
-                self._work.spare[tl.key] = tl.state
             tl.state = None
             _set_alpha(tl.tile, 1.0)
         self._remember_versions()
@@ -163,8 +167,9 @@ class ChipProgrammer:
         return self
 
     def release(self) -> ChipProgrammer:
-        """Free the scratch buffers and spare chip state kept between calls (they are re-made on demand)."""
-        self._work.clear()
+        """Free the scratch buffers kept between calls (a few tile-sized tensors, re-made on demand)."""
+        for work in self._works:
+            work.clear()
         return self
 
     @torch.no_grad()
@@ -200,10 +205,46 @@ class ChipProgrammer:
     def _gen(self, tl: _Tile, chip: int, purpose: str, *extra: float) -> torch.Generator:
         return make_generator(derive_seed(self.seed, int(chip), tl.key, purpose, *extra), tl.target.device)
 
-    def _mean_abs(self, weight: Tensor) -> float:
-        """``float(weight.abs().mean().clamp_min(1e-12))`` without allocating."""
-        scratch = self._work.get("abs", weight.shape, weight)
-        return float(torch.abs(weight.detach(), out=scratch).mean().clamp_min(1e-12))
+    def _each_tile(self, fn: Callable[[_Tile, Workspace, int | None], _R]) -> list[tuple[_Tile, _R]]:
+        """``fn(tile, workspace, threads)`` for every tile.
+
+        CPU models that are ``thread_exact`` (PCM): with torch's ``n`` threads, the tiles are shared out
+        among ``n`` Python threads that each run torch on one thread; every op that torch would have split
+        over its ``n`` threads is split the same way by the model (``device_models.base.thread_ranges``),
+        so the results are bit-identical to one tile after the other on ``n`` threads. No op waits at a
+        barrier for a descheduled thread (which dominated on a loaded machine), and chunks stay in cache.
+        Otherwise: one tile after the other, torch's threads as set.
+        """
+        threads = torch.get_num_threads()
+        dm = self.device_model
+        cpu = all(tl.target.device.type == "cpu" for tl in self._tiles)
+        if dm is None or not dm.thread_exact or not cpu:
+            return [(tl, fn(tl, self._works[0], None)) for tl in self._tiles]
+        while len(self._works) < threads:
+            self._works.append(Workspace())
+        queue = iter(sorted(self._tiles, key=lambda tl: -tl.target.numel()))  # largest first
+        lock = threading.Lock()
+        results: dict[int, _R] = {}
+
+        def worker(work: Workspace) -> None:
+            while True:
+                with lock:
+                    tl = next(queue, None)
+                if tl is None:
+                    return
+                results[id(tl)] = fn(tl, work, threads)
+
+        torch.set_num_threads(1)
+        try:
+            if threads == 1:
+                worker(self._works[0])
+            else:
+                with ThreadPoolExecutor(threads) as pool:
+                    for fut in [pool.submit(worker, self._works[i]) for i in range(threads)]:
+                        fut.result()
+        finally:
+            torch.set_num_threads(threads)
+        return [(tl, results[id(tl)]) for tl in self._tiles]
 
     @staticmethod
     def _write(tl: _Tile, w: Tensor) -> None:
@@ -223,6 +264,29 @@ class ChipProgrammer:
                     "set_weights or load_state_dict?). Programming would discard that change: call "
                     "retarget() to program the new weights, or reset() to go back to the old targets."
                 )
+
+
+def _mean_abs(weight: Tensor, work: Workspace, threads: int | None) -> float:
+    """``float(weight.abs().mean().clamp_min(1e-12))`` without allocating, with the bits of ``threads`` threads.
+
+    torch sums over ``threads`` threads as one partial sum per thread range (``thread_ranges``), added up
+    in thread order; with ``threads`` given (torch on one thread here), that is reproduced.
+    """
+    w = weight.detach()
+    scratch = work.get("abs", w.shape, w)
+    if not w.is_contiguous():
+        torch.abs(w, out=scratch)
+        return float(scratch.mean().clamp_min(1e-12))
+    flat, out = w.view(-1), scratch.view(-1)
+    for s in chunks(w.numel(), w.device):
+        torch.abs(flat[s], out=out[s])
+    ranges = thread_ranges(out.numel(), threads)
+    if len(ranges) == 1:
+        return float(out.mean().clamp_min(1e-12))
+    total = torch.zeros((), dtype=out.dtype, device=out.device)
+    for s in ranges:
+        total = total + out[s].sum()
+    return float(total.div_(out.numel()).clamp_min(1e-12))
 
 
 def _set_alpha(tile: TorchInferenceTile, alpha: float) -> None:

@@ -64,13 +64,30 @@ class DeviceModel(ABC):
     # -- allocation-free variants (used by analog_peft.chips; same draws, same bits) ---------------
     # Models may override these to compute in place in ``work``'s reusable buffers; the defaults fall
     # back to ``program``/``read``. An override must give bit-identical results to the plain method.
+    #: ``True`` when ``program_into``/``read_into`` reproduce, on one torch thread, the results of the
+    #: plain methods at ``threads`` torch threads (see :func:`thread_ranges`).
+    thread_exact: ClassVar[bool] = False
+
     def program_into(
-        self, weights: Tensor, generator: Generator, work: Workspace, reuse: ProgrammedState | None = None
+        self,
+        weights: Tensor,
+        generator: Generator,
+        work: Workspace,
+        reuse: ProgrammedState | None = None,
+        threads: int | None = None,
     ) -> ProgrammedState:
         """``program(weights, generator)``, optionally storing the draws in ``reuse``'s tensors."""
         return self.program(weights, generator)
 
-    def read_into(self, state: ProgrammedState, t: float, generator: Generator, out: Tensor, work: Workspace) -> None:
+    def read_into(
+        self,
+        state: ProgrammedState,
+        t: float,
+        generator: Generator,
+        out: Tensor,
+        work: Workspace,
+        threads: int | None = None,
+    ) -> None:
         """Write ``read(state, t, generator)`` into ``out`` (a tensor shaped like the target)."""
         out.copy_(self.read(state, t, generator))
 
@@ -114,12 +131,11 @@ class Workspace:
     Allocating fresh multi-MB tensors for every intermediate makes the OS map and zero new pages each
     time, which costs more than the arithmetic itself; reusing a few buffers (sized to the largest tile)
     avoids that. ``get(name, shape, like)`` returns a contiguous view of buffer ``name``, grown on demand;
-    its contents are undefined. ``spare`` holds programmed-state tensors kept for reuse by the next chip.
+    its contents are undefined.
     """
 
     def __init__(self) -> None:
         self._buffers: dict[str, Tensor] = {}
-        self.spare: dict[object, ProgrammedState] = {}
 
     def get(self, name: str, shape: torch.Size | tuple[int, ...], like: Tensor) -> Tensor:
         n = math.prod(shape)
@@ -130,15 +146,51 @@ class Workspace:
         return buf[:n].view(shape)
 
     def clear(self) -> None:
-        """Free every buffer and spare state."""
+        """Free every buffer."""
         self._buffers.clear()
-        self.spare.clear()
 
     @property
     def nbytes(self) -> int:
-        tensors = list(self._buffers.values())
-        tensors += [t for s in self.spare.values() for t in s.tensors.values()]
-        return sum(t.numel() * t.element_size() for t in tensors)
+        return sum(t.numel() * t.element_size() for t in self._buffers.values())
+
+
+#: Elements per chunk of the CPU element-wise chains (see :func:`chunks`): below ATen's parallelisation
+#: grain (32768 elements), so every op on a chunk runs on the calling thread, and small enough that a
+#: chunk's buffers stay in the core's cache through a chain of ops.
+CHUNK = 16384
+
+
+def chunks(n: int, device: torch.device) -> list[slice]:
+    """Slices covering ``range(n)`` for running a chain of IEEE-exact element-wise ops chunk by chunk.
+
+    On CPU, one op on a whole multi-MB tensor is split over torch's threads: with other jobs on the
+    machine, each such op waits for the slowest (descheduled) thread, and streams every buffer through
+    memory once per op. Running a whole chain chunk by chunk on one thread avoids both. Only ops whose
+    result does not depend on how the elements are split may be chunked (``+ - * /``, ``abs``, ``neg``,
+    ``clamp``, ``reciprocal``); ``pow``/``log``/``exp`` (SIMD and scalar code paths round differently at
+    split points) and reductions run on the whole tensor, exactly as before. On GPUs: one slice.
+    """
+    if device.type != "cpu" or n <= CHUNK:
+        return [slice(0, n)]
+    return [slice(i, min(i + CHUNK, n)) for i in range(0, n, CHUNK)]
+
+
+#: ATen's parallelisation grain (``at::internal::GRAIN_SIZE``): smaller ops run on the calling thread.
+GRAIN = 32768
+
+
+def thread_ranges(n: int, threads: int | None) -> list[slice]:
+    """The element ranges torch's ``parallel_for`` (OpenMP) gives each of ``threads`` threads in an
+    element-wise op over ``n`` contiguous elements: ``min(threads, ceil(n / GRAIN))`` ranges of
+    ``ceil(n / that)`` elements. Each range ends in a few elements computed by the scalar (not SIMD) code
+    path, which rounds ``pow``/``log`` differently; calling the op once per range on one thread reproduces
+    the ``threads``-thread result bit for bit. ``None``: the whole tensor in one call (torch splits it).
+    """
+    if threads is None or threads <= 1 or n < GRAIN:
+        return [slice(0, n)]
+    used = min(threads, -(-n // GRAIN))
+    size = -(-n // used)
+    return [slice(i * size, min(n, (i + 1) * size)) for i in range(used) if i * size < n]
 
 
 def randn(like: Tensor, generator: Generator) -> Tensor:

@@ -32,7 +32,15 @@ from typing import ClassVar
 import torch
 from torch import Generator, Tensor
 
-from device_models.base import DeviceModel, DeviceModelError, ProgrammedState, Workspace, randn
+from device_models.base import (
+    DeviceModel,
+    DeviceModelError,
+    ProgrammedState,
+    Workspace,
+    chunks,
+    randn,
+    thread_ranges,
+)
 
 #: Lower clip of relative conductances before taking logs (as aihwkit's ``_ZERO_CLIP``).
 ZERO_CLIP = 1e-7
@@ -102,26 +110,38 @@ class ConductanceModel(DeviceModel):
 
     def to_weights_into(self, g: Tensor, state: ProgrammedState, out: Tensor) -> None:
         """:meth:`to_weights` written into ``out`` (same operations, same bits)."""
-        if self.differential:
-            torch.sub(g[0], g[1], out=out)
-            out.div_(state.scale)
-        else:
-            torch.sub(g[0], self.g_min, out=out)
-            out.div_(state.scale)
-            out.add_(state.offset)
+        if not out.is_contiguous():
+            out.copy_(self.to_weights(g, state))
+            return
+        n = out.numel()
+        flat, o = g.reshape(-1), out.view(-1)
+        for s in chunks(n, out.device):
+            if self.differential:
+                torch.sub(flat[s], flat[n + s.start : n + s.stop], out=o[s])
+                o[s].div_(state.scale)
+            else:
+                torch.sub(flat[s], self.g_min, out=o[s])
+                o[s].div_(state.scale)
+                o[s].add_(state.offset)
 
     def to_conductances_into(self, weights: Tensor, work: Workspace) -> tuple[Tensor, float, float]:
         """:meth:`to_conductances` (differential mapping) in ``work``'s buffer ``"g_target"`` (same bits)."""
         assert self.differential
-        scaled = work.get("w", weights.shape, weights)
-        torch.abs(weights, out=scaled)
+        n = weights.numel()
+        w = weights.reshape(-1)
+        scaled = work.get("w", (n,), weights)
+        parts = chunks(n, weights.device)
+        for s in parts:
+            torch.abs(w[s], out=scaled[s])
         scale = self.g_max / scaled.max().clamp(min=ZERO_CLIP).item()
-        torch.mul(weights, scale, out=scaled)
-        g = work.get("g_target", (2, *weights.shape), weights)
-        torch.clamp(scaled, 0.0, self.g_max, out=g[0])
-        torch.neg(scaled, out=g[1])
-        g[1].clamp_(0.0, self.g_max)
-        return g, scale, 0.0
+        g = work.get("g_target", (2 * n,), weights)
+        for s in parts:
+            sc, hi = scaled[s], g[n + s.start : n + s.stop]
+            torch.mul(w[s], scale, out=sc)
+            torch.clamp(sc, 0.0, self.g_max, out=g[s])
+            torch.neg(sc, out=hi)
+            hi.clamp_(0.0, self.g_max)
+        return g.view(2, *weights.shape), scale, 0.0
 
     # -- DeviceModel -------------------------------------------------------------------------------
     @torch.no_grad()
@@ -218,20 +238,29 @@ class PowerLawDriftModel(ConductanceModel):
         noise = randn(g_prog, generator)
         return (g_drift + g_drift.abs() * self.read_noise_scale * sig_noise * noise).clamp(min=0.0)
 
-    # -- allocation-free variants: the same operations in the same order as program/read above, written
-    # into reusable buffers (results are bit-identical; tests/test_chip_fingerprints.py checks it) ------
-    def drift_stats_into(self, g_rel: Tensor, mu: Tensor, sig: Tensor) -> None:
-        """:meth:`drift_stats` written into ``mu`` and ``sig``; may overwrite ``g_rel``."""
+    # -- allocation-free variants: the same operations in the same order as program/read above, on
+    # reusable buffers, IEEE-exact ops chunk by chunk (device_models.base.chunks), pow/log on whole
+    # tensors; results are bit-identical (tests/test_chip_fingerprints.py checks it) -----------------
+    # ``thread_exact`` (see DeviceModel) may be set by subclasses whose whole-tensor hooks below honour
+    # ``threads`` (split their pow/log with ``thread_ranges``), as PCM does.
+    def drift_stats_full_(self, g_rel: Tensor, mu: Tensor, sig: Tensor, threads: int | None = None) -> None:
+        """Whole-tensor part of :meth:`drift_stats` into ``mu``/``sig`` (may overwrite ``g_rel``)."""
         m, s = self.drift_stats(g_rel)
         mu.copy_(m)
         sig.copy_(s)
 
-    def read_noise_q_(self, g_rel: Tensor) -> None:
-        """:meth:`read_noise_q` in place."""
+    def drift_stats_chunk_(self, g_rel: Tensor, mu: Tensor, sig: Tensor) -> None:
+        """Chunkable rest of :meth:`drift_stats` after :meth:`drift_stats_full_` (here: nothing)."""
+
+    def read_noise_q_full_(self, g_rel: Tensor, threads: int | None = None) -> None:
+        """Whole-tensor part of :meth:`read_noise_q`, in place."""
         g_rel.copy_(self.read_noise_q(g_rel))
 
-    def prog_sigma_into(self, g_target: Tensor, out: Tensor, x: Tensor) -> None:
-        """:meth:`prog_sigma` written into ``out`` (``x`` is scratch)."""
+    def read_noise_q_chunk_(self, q: Tensor) -> None:
+        """Chunkable rest of :meth:`read_noise_q` after :meth:`read_noise_q_full_` (here: nothing)."""
+
+    def _prog_sigma_chunk(self, g_target: Tensor, out: Tensor, x: Tensor) -> None:
+        """:meth:`prog_sigma` written into ``out`` (``x`` is scratch); IEEE-exact ops only."""
         coeffs = self.prog_coeff
         torch.div(g_target, self.g_max, out=x)
         if len(coeffs) == 1:
@@ -246,62 +275,89 @@ class PowerLawDriftModel(ConductanceModel):
 
     @torch.no_grad()
     def program_into(
-        self, weights: Tensor, generator: Generator, work: Workspace, reuse: ProgrammedState | None = None
+        self,
+        weights: Tensor,
+        generator: Generator,
+        work: Workspace,
+        reuse: ProgrammedState | None = None,
+        threads: int | None = None,
     ) -> ProgrammedState:
         if not self.differential:
             return self.program(weights, generator)
         weights = weights.detach()
         g_target, scale, offset = self.to_conductances_into(weights, work)
-        shape = g_target.shape
+        shape, n = g_target.shape, g_target.numel()
         old = reuse.tensors if reuse is not None else {}
         g_prog, nu = (_reusable(old.get(k), g_target) for k in ("g_prog", "nu"))
-        a = work.get("a", shape, g_target)
-        b = work.get("b", shape, g_target)
-        torch.randn(shape, generator=generator, out=a)
-        self.prog_sigma_into(g_target, b, x=g_prog)
-        b.mul_(self.prog_noise_scale)
-        b.mul_(a)
-        torch.add(g_target, b, out=g_prog)
-        g_prog.clamp_(min=0.0)
-        torch.div(g_target, self.g_max, out=b)
-        b.abs_()
-        b.clamp_(min=ZERO_CLIP)
-        self.drift_stats_into(b, nu, a)
-        torch.randn(shape, generator=generator, out=b)
-        a.mul_(b)
-        torch.add(nu, a, out=nu)
-        nu.abs_()
-        nu.mul_(self.drift_scale)
+        gt, gp, nf = g_target.view(-1), g_prog.view(-1), nu.view(-1)
+        a, b = work.get("a", (n,), g_target), work.get("b", (n,), g_target)
+        parts = chunks(n, g_target.device)
+        torch.randn(shape, generator=generator, out=a.view(shape))
+        for s in parts:  # g_prog = (g_T + pns·σ_prog(g_T)·ξ).clamp(0); g_rel = (g_T / g_max).abs().clamp(ZERO_CLIP)
+            bs = b[s]
+            self._prog_sigma_chunk(gt[s], bs, x=gp[s])
+            bs.mul_(self.prog_noise_scale)
+            bs.mul_(a[s])
+            torch.add(gt[s], bs, out=gp[s])
+            gp[s].clamp_(min=0.0)
+            torch.div(gt[s], self.g_max, out=bs)
+            bs.abs_()
+            bs.clamp_(min=ZERO_CLIP)
+        self.drift_stats_full_(b.view(shape), nu, a.view(shape), threads)
+        for s in parts:
+            self.drift_stats_chunk_(b[s], nf[s], a[s])
+        torch.randn(shape, generator=generator, out=b.view(shape))
+        for s in parts:  # ν = (μ + σ·ξ).abs() · drift_scale
+            a[s].mul_(b[s])
+            torch.add(nf[s], a[s], out=nf[s])
+            nf[s].abs_()
+            nf[s].mul_(self.drift_scale)
         return ProgrammedState(target=weights, tensors={"g_prog": g_prog, "nu": nu}, scale=scale, offset=offset)
 
     @torch.no_grad()
-    def read_into(self, state: ProgrammedState, t: float, generator: Generator, out: Tensor, work: Workspace) -> None:
+    def read_into(
+        self,
+        state: ProgrammedState,
+        t: float,
+        generator: Generator,
+        out: Tensor,
+        work: Workspace,
+        threads: int | None = None,
+    ) -> None:
         self.check_time(t)
         t = float(t)
         g_prog, nu = state.tensors["g_prog"], state.tensors["nu"]
-        shape = g_prog.shape
+        shape, n = g_prog.shape, g_prog.numel()
+        gp, nf = g_prog.reshape(-1), nu.reshape(-1)
+        a, b, c = (work.get(k, (n,), g_prog) for k in ("a", "b", "c"))
+        parts = chunks(n, g_prog.device)
         t_total = t + self.t0
-        if t > 0:
-            g_drift = work.get("a", shape, g_prog)
-            torch.neg(nu, out=g_drift)
-            torch.pow(t_total / self.t0, g_drift, out=g_drift)
-            torch.mul(g_prog, g_drift, out=g_drift)
-        else:
-            g_drift = g_prog
-        sig_noise = work.get("b", shape, g_prog)
-        torch.abs(g_prog, out=sig_noise)
-        sig_noise.div_(self.g_max)
-        self.read_noise_q_(sig_noise)
-        sig_noise.mul_(math.sqrt(math.log((t_total + self.t_read) / (2 * self.t_read))))
-        g = work.get("c", shape, g_prog)
-        torch.abs(g_drift, out=g)
-        g.mul_(self.read_noise_scale)
-        g.mul_(sig_noise)
-        noise = torch.randn(shape, generator=generator, out=sig_noise)
-        g.mul_(noise)
-        torch.add(g_drift, g, out=g)
-        g.clamp_(min=0.0)
-        self.to_weights_into(g, state, out)
+        drift = t > 0
+        for s in parts:  # -ν; |g_prog| / g_max
+            if drift:
+                torch.neg(nf[s], out=a[s])
+            torch.abs(gp[s], out=b[s])
+            b[s].div_(self.g_max)
+        if drift:  # ((t + t0)/t0)^(-ν), split as torch splits it over ``threads``
+            for s in thread_ranges(n, threads):
+                torch.pow(t_total / self.t0, a[s], out=a[s])
+        self.read_noise_q_full_(b.view(shape), threads)
+        g_drift = a if drift else gp
+        accumulated = math.sqrt(math.log((t_total + self.t_read) / (2 * self.t_read)))
+        for s in parts:  # g_drift = g_prog·(...); σ = Q_s·sqrt(...); |g_drift|·read_noise_scale·σ
+            if drift:
+                torch.mul(gp[s], a[s], out=a[s])
+            self.read_noise_q_chunk_(b[s])
+            b[s].mul_(accumulated)
+            torch.abs(g_drift[s], out=c[s])
+            c[s].mul_(self.read_noise_scale)
+            c[s].mul_(b[s])
+        torch.randn(shape, generator=generator, out=b.view(shape))
+        for s in parts:  # (g_drift + ...·ξ).clamp(0)
+            c[s].mul_(b[s])
+            torch.add(g_drift[s], c[s], out=c[s])
+            c[s].clamp_(min=0.0)
+        self.to_weights_into(c.view(shape), state, out)
 
 
 def _reusable(old: Tensor | None, like: Tensor) -> Tensor:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from device_models.base import DeviceModelError
+from device_models.base import DeviceModelError, thread_ranges
 from device_models.conductance import ZERO_CLIP, PowerLawDriftModel, clipped_log_linear
 from device_models.registry import register
 
@@ -59,18 +59,29 @@ class PCM(PowerLawDriftModel):
     def read_noise_q(self, g_rel: Tensor) -> Tensor:
         return (0.0088 / torch.pow(g_rel, 0.65).clamp(min=1e-3)).clamp(max=0.2)
 
-    # in place, same operations (``c / x`` is ``x.reciprocal() * c`` in torch; the log is shared by μ and σ)
-    def drift_stats_into(self, g_rel: Tensor, mu: Tensor, sig: Tensor) -> None:
-        log_g = torch.log(g_rel.clamp_(min=ZERO_CLIP), out=g_rel)
+    # split for device_models.base.chunks: the log / pow on the whole tensor, the rest chunk by chunk
+    # (same operations in the same order; ``c / x`` is ``x.reciprocal() * c`` in torch; μ and σ share the log)
+    thread_exact = True
+
+    def drift_stats_full_(self, g_rel: Tensor, mu: Tensor, sig: Tensor, threads: int | None = None) -> None:
+        flat = g_rel.view(-1)
+        for s in thread_ranges(flat.numel(), threads):
+            torch.log(flat[s].clamp_(min=ZERO_CLIP), out=flat[s])
+
+    def drift_stats_chunk_(self, g_rel: Tensor, mu: Tensor, sig: Tensor) -> None:
         for law, out in ((self.nu_mean, mu), (self.nu_std, sig)):
             slope, intercept, lo, hi = law
-            torch.mul(log_g, slope, out=out)
+            torch.mul(g_rel, slope, out=out)
             out.add_(intercept)
             out.clamp_(min=lo, max=hi)
 
-    def read_noise_q_(self, g_rel: Tensor) -> None:
-        torch.pow(g_rel, 0.65, out=g_rel)
-        g_rel.clamp_(min=1e-3)
-        g_rel.reciprocal_()
-        g_rel.mul_(0.0088)
-        g_rel.clamp_(max=0.2)
+    def read_noise_q_full_(self, g_rel: Tensor, threads: int | None = None) -> None:
+        flat = g_rel.view(-1)
+        for s in thread_ranges(flat.numel(), threads):
+            torch.pow(flat[s], 0.65, out=flat[s])
+
+    def read_noise_q_chunk_(self, q: Tensor) -> None:
+        q.clamp_(min=1e-3)
+        q.reciprocal_()
+        q.mul_(0.0088)
+        q.clamp_(max=0.2)

@@ -6,7 +6,8 @@ implementation before the speed-up (commit 6165cc6) on torch 2.13 CPU. Any chang
 order, their dtype or the arithmetic of the device models changes them. Floating-point results of the
 vectorised CPU kernels may differ on other torch versions or CPUs, hence the skip there.
 
-Regenerate (only for an intended change of the physics): ``python tests/test_chip_fingerprints.py``.
+Regenerate (only for an intended change of the physics): ``python tests/test_chip_fingerprints.py`` (and
+``torch.set_num_threads(k)`` before it for ``EXPECTED_PCM_THREADS[k]``).
 """
 
 from __future__ import annotations
@@ -66,6 +67,27 @@ EXPECTED: dict[str, list[str]] = {
     ],
 }
 
+#: PCM digests with torch on 1 and 3 threads (the last elements of each thread's range take torch's
+#: scalar code path, which rounds pow/log differently, so the bits depend on the thread count).
+EXPECTED_PCM_THREADS: dict[int, list[str]] = {
+    1: [
+        'a76b3ee1b09e9fc9ace142bb374bc00ac381ef9fdf9bf61b8bb9df37fb99c555',
+        'c93eb5baa5b6bae278483ce599bae37649ba776cda4f33410df872bdc1155d35',
+        '617acaf0199c8f071ef9493b7ff3d74036464af3dda35de48934d0d85a8a95ad',
+        'a76b3ee1b09e9fc9ace142bb374bc00ac381ef9fdf9bf61b8bb9df37fb99c555',
+        'a21eb9048a2ee8595e13e1ae54c191a2435e049b7f5fd30063be2320d542e6d4',
+        'fe9238d49550a661145ffc617349a4587f43b37bae10c32f515894e2b3e6fe96',
+    ],
+    3: [
+        'a76b3ee1b09e9fc9ace142bb374bc00ac381ef9fdf9bf61b8bb9df37fb99c555',
+        'b215cc0d8ee4ec0422e5c74bd1482085bd3096b741c1fe1c9c6501fa3e0ab783',
+        '021f352d10a785d57500948133c408dc21f7a492b906d86dc21bb958c1eb2771',
+        'a76b3ee1b09e9fc9ace142bb374bc00ac381ef9fdf9bf61b8bb9df37fb99c555',
+        'bd8ef2a6cbdef346b67a0360871d21f1bf06265b28cbb5535986e4b4a8536728',
+        '72fd4936c6dd0a896bf4f38927f3d6036eb1f42b157cd67b58c2539f6969032e',
+    ],
+}
+
 
 def _model() -> nn.Module:
     torch.manual_seed(0)
@@ -102,6 +124,18 @@ def fingerprints(device: str) -> list[str]:
 @pytest.mark.parametrize("device", list(CASES))
 def test_chips_are_bit_identical_to_the_recorded_ones(device: str) -> None:
     assert fingerprints(device) == EXPECTED[device]
+
+
+@pytest.mark.skipif(not torch.__version__.startswith(RECORDED_TORCH), reason="digests recorded on torch 2.13")
+@pytest.mark.parametrize("threads", sorted(EXPECTED_PCM_THREADS))
+def test_pcm_chips_are_bit_identical_at_other_thread_counts(threads: int) -> None:
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        assert fingerprints("pcm") == EXPECTED_PCM_THREADS[threads]
+    finally:
+        torch.set_num_threads(before)
+    assert torch.get_num_threads() == before
 
 
 if __name__ == "__main__":
