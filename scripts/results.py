@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -34,7 +35,7 @@ ROBUSTNESS_METHODS = [
 #: paired comparisons reported in (b): (a, b)
 PAIRS = [("StochGRASP", "GRASP"), ("GRASP+inj", "GRASP"), ("StochGRASP+inj", "GRASP+inj"), ("StochGRASP+inj", "GRASP")]
 LAYER_ETAS = (0.001, 0.002, 0.005, 0.01)
-COLUMN_ETAS = (0.005, 0.01, 0.02)
+COLUMN_ETAS = (0.01, 0.02)
 TABLE_METHODS = [("head", "head only"), ("grasp", "GRASP (K=16)"), ("stochgrasp_gs", "StochGRASP (K=16)"),
                  ("lora", "LoRA (r=8, Q,V)"), ("bitfit", "BitFit"), ("ia3", "(IA)^3"), ("para", "PARA (r=12)")]
 
@@ -51,7 +52,9 @@ def studies(runs: Path, chips: int, examples: int) -> dict[str, MonteCarloConfig
             out[name] = MonteCarloConfig(**common, rpu="ideal", times=[1.0], run=name,
                                          device={"name": "gaussian", "eta": eta, "scale": scale})
     out["pcm"] = MonteCarloConfig(**common, rpu="mapped", device="pcm", times=list(DEFAULT_TIMES), run="pcm")
-    return out
+    # run order: the layer-wise grid, then PCM, then the per-column grid
+    order = [n for n in out if "layer_max" in n] + ["pcm"] + [n for n in out if "column_max" in n]
+    return {n: out[n] for n in order}
 
 
 def run_studies(configs: dict[str, MonteCarloConfig], root: Path, workers: int) -> None:
@@ -95,8 +98,24 @@ def _load(root: Path, name: str) -> pd.DataFrame | None:
     run = root / name
     if not (run / "manifest.json").is_file():
         return None
-    df = collect(run)
+    # a live run directory (chips/) or an exported one (results.csv + manifest.json only)
+    df = collect(run) if (run / "chips").is_dir() else pd.read_csv(run / "results.csv")
     return df[df["metric"] == "accuracy"]
+
+
+def export(configs: dict[str, MonteCarloConfig], root: Path, runs: Path, cola_runs: Path, dest: Path) -> None:
+    """Copy what the tables are made from (results.csv, manifest.json, training summary.json) to ``dest``."""
+    for name in configs:
+        src = root / name
+        if (src / "manifest.json").is_file():
+            (dest / "mc" / name).mkdir(parents=True, exist_ok=True)
+            collect(src)
+            for f in ("results.csv", "manifest.json"):
+                shutil.copy2(src / f, dest / "mc" / name / f)
+    for label, base in (("train_sst2", runs), ("train_cola", cola_runs)):
+        for summary in sorted(base.glob("*/summary.json")):
+            (dest / label / summary.parent.name).mkdir(parents=True, exist_ok=True)
+            shutil.copy2(summary, dest / label / summary.parent.name / "summary.json")
 
 
 def _n_chips(df: pd.DataFrame) -> int:
@@ -219,12 +238,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--only", default="", help="comma-separated study names to run (default: all)")
     p.add_argument("--run", action="store_true", help="run (or resume) the Monte Carlo studies first")
+    p.add_argument("--export", type=Path, default=None,
+                   help="copy results.csv/manifest.json of every study and the training summaries here (e.g. "
+                        "docs/results_data); regenerate later with --mc-root DIR/mc --runs DIR/train_sst2 "
+                        "--cola-runs DIR/train_cola")
     args = p.parse_args(argv)
     configs = studies(args.runs, args.chips, args.examples)
     if args.only:
         configs = {k: v for k, v in configs.items() if k in args.only.split(",")}
     if args.run:
         run_studies(configs, args.mc_root, args.workers)
+    if args.export:
+        export(configs, args.mc_root, args.runs, args.cola_runs, args.export)
     notes = args.notes.read_text() if args.notes.is_file() else ""
     print(write_results(args.runs, args.cola_runs, args.mc_root, args.out, args.chips, args.examples, notes))
     return 0
