@@ -23,7 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 from analog_peft.montecarlo import stats
-from analog_peft.montecarlo.engine import DEFAULT_TIMES, MethodSpec, MonteCarloConfig, collect, run_montecarlo
+from analog_peft.montecarlo.engine import MethodSpec, MonteCarloConfig, collect, run_montecarlo
 
 #: (display name, training run under the SST-2 runs dir) compared in (b)
 ROBUSTNESS_METHODS = [
@@ -35,7 +35,9 @@ ROBUSTNESS_METHODS = [
 #: paired comparisons reported in (b): (a, b)
 PAIRS = [("StochGRASP", "GRASP"), ("GRASP+inj", "GRASP"), ("StochGRASP+inj", "GRASP+inj"), ("StochGRASP+inj", "GRASP")]
 LAYER_ETAS = (0.001, 0.002, 0.005, 0.01)
-COLUMN_ETAS = (0.01, 0.02)
+#: PCM times of (b): 1 s, 1 day, 1 year (the full default grid for GRASP vs StochGRASP is docs/montecarlo.md's run)
+PCM_TIMES = (1.0, 86400.0, 365 * 86400.0)
+COLUMN_ETAS = (0.01,)
 TABLE_METHODS = [("head", "head only"), ("grasp", "GRASP (K=16)"), ("stochgrasp_gs", "StochGRASP (K=16)"),
                  ("lora", "LoRA (r=8, Q,V)"), ("bitfit", "BitFit"), ("ia3", "(IA)^3"), ("para", "PARA (r=12)")]
 
@@ -51,7 +53,7 @@ def studies(runs: Path, chips: int, examples: int) -> dict[str, MonteCarloConfig
             name = f"gauss_{scale}_{eta:g}"
             out[name] = MonteCarloConfig(**common, rpu="ideal", times=[1.0], run=name,
                                          device={"name": "gaussian", "eta": eta, "scale": scale})
-    out["pcm"] = MonteCarloConfig(**common, rpu="mapped", device="pcm", times=list(DEFAULT_TIMES), run="pcm")
+    out["pcm"] = MonteCarloConfig(**common, rpu="mapped", device="pcm", times=list(PCM_TIMES), run="pcm")
     # run order: the layer-wise grid, then PCM, then the per-column grid
     order = [n for n in out if "layer_max" in n] + ["pcm"] + [n for n in out if "column_max" in n]
     return {n: out[n] for n in order}

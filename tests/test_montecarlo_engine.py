@@ -149,3 +149,15 @@ def test_manifest_records_config_and_versions(reference_table, adapters, tmp_pat
     manifest = json.loads((Path(tmp_path / "m") / "manifest.json").read_text())
     assert manifest["config_hash"] and manifest["eval_set_sha256"] and manifest["eval_set_size"] == 32
     assert manifest["versions"]["aihwkit"] == "1.1.0" and manifest["device_model"]["name"] == "gaussian"
+
+
+def test_torch_device_is_hashed_only_when_not_the_default() -> None:
+    import hashlib
+    import json
+
+    from analog_peft.montecarlo.engine import MethodSpec, MonteCarloConfig
+
+    cpu = MonteCarloConfig(methods=[MethodSpec("base")])
+    legacy = {k: v for k, v in cpu.to_dict().items() if k not in ("run", "torch_device")}
+    assert cpu.digest() == hashlib.sha256(json.dumps(legacy, sort_keys=True).encode()).hexdigest()[:16]
+    assert MonteCarloConfig(methods=[MethodSpec("base")], torch_device="cuda").digest() != cpu.digest()

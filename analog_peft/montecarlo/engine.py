@@ -77,6 +77,7 @@ class MonteCarloConfig:
     compensate_drift: bool = True
     num_labels: int = 2
     run: str = "mc"
+    torch_device: str = "cpu"
 
     def __post_init__(self) -> None:
         self.methods = [m if isinstance(m, MethodSpec) else MethodSpec(**m) for m in self.methods]
@@ -96,6 +97,8 @@ class MonteCarloConfig:
             raise ValueError("the time grid is empty: give at least one inference time, e.g. --times 1s,1d,1y")
         if any(t < 0 for t in self.times) or len(set(self.times)) != len(self.times):
             raise ValueError(f"inference times must be distinct and >= 0 s, got {self.times}")
+        if str(self.torch_device).startswith("cuda") and not torch.cuda.is_available():
+            raise ValueError(f"torch_device={self.torch_device!r} but CUDA is not available here; use 'cpu'")
         if self.n_chips < 1:
             raise ValueError(f"n_chips must be >= 1, got {self.n_chips}")
         if self.deployment not in DEPLOYMENTS:
@@ -112,7 +115,8 @@ class MonteCarloConfig:
 
     def digest(self) -> str:
         """Hash of everything that changes the results (not of ``run``, the display name)."""
-        data = {k: v for k, v in self.to_dict().items() if k != "run"}
+        # not the display name; the torch device only when it is not the default (older run dirs stay valid)
+        data = {k: v for k, v in self.to_dict().items() if k != "run" and not (k == "torch_device" and v == "cpu")}
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
     @classmethod
@@ -154,7 +158,9 @@ def load_eval_set(config: MonteCarloConfig) -> EvalSet:
 def score(model: torch.nn.Module, eval_set: EvalSet, chips: ChipProgrammer | None = None) -> dict[str, float]:
     """Task metrics of ``model`` on the eval set (per-MVM forward noise seeded per batch when ``chips``)."""
     preds: list[int] = []
+    device = next(model.parameters()).device
     for i, batch in enumerate(eval_set.batches):
+        batch = {k: v.to(device) for k, v in batch.items()}
         if chips is None:
             logits = model(**batch).logits
         else:
@@ -178,6 +184,7 @@ class _Worker:
         self.deployments: list[tuple[Deployment, ChipProgrammer]] = []
         for m in config.methods:
             dep = deploy(config.base_model, m.adapter, config.deployment, config.rpu, config.num_labels, name=m.name)
+            dep.model.to(config.torch_device)
             chips = ChipProgrammer(dep.model, config.device, seed=config.seed, compensate_drift=config.compensate_drift)
             self.deployments.append((dep, chips))
 
@@ -311,6 +318,7 @@ def _digital_rows(config: MonteCarloConfig, eval_set: EvalSet) -> list[dict[str,
     rows = []
     for m in config.methods:
         dep = deploy(config.base_model, m.adapter, config.deployment, "ideal", config.num_labels, name=m.name)
+        dep.model.to(config.torch_device)
         for metric, value in score(dep.model, eval_set).items():
             row = _row(config, m.name, "digital", -1, 0.0, metric, value)
             rows.append(row)
