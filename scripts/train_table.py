@@ -34,7 +34,7 @@ COMMON = {
     "train_examples": 6000,
     "eval_examples": 0,
     "log_every": 10,
-    "num_threads": 2,
+    "num_threads": 1,
 }
 PCM_1DAY = {"device": "pcm", "t": 86400.0}
 GAUSS_NOISE = {"mode": "device", "device": {"name": "gaussian", "eta": 0.005}}  # σ = 0.005·max|W| per layer
