@@ -99,6 +99,19 @@ def test_other_config_in_same_dir_is_refused(adapters, tmp_path):
         run_montecarlo(small_config(adapters, n_chips=1, times=[1.0], seed=6), tmp_path / "x", progress=False)
 
 
+def test_adapter_overwritten_in_place_is_refused_on_resume(adapters, tmp_path):
+    import shutil
+
+    copy = {name: str(tmp_path / "adapters" / name) for name in adapters}
+    for name, src in adapters.items():
+        shutil.copytree(src, copy[name])
+    run_montecarlo(small_config(copy, n_chips=2, times=[1.0]), tmp_path / "x", progress=False, stop_after=1)
+    lora = tmp_path / "adapters" / "lora" / "adapter.safetensors"
+    lora.write_bytes(lora.read_bytes()[:-4] + b"\x00\x00\x00\x00")  # other weights, same folder
+    with pytest.raises(RunDirMismatch, match=r"adapter files of \['lora'\] changed"):
+        run_montecarlo(small_config(copy, n_chips=2, times=[1.0]), tmp_path / "x", progress=False)
+
+
 def test_empty_time_grid_is_refused(adapters, tmp_path):
     with pytest.raises(ValueError, match="time grid is empty"):
         run_montecarlo(small_config(adapters, times=[]), tmp_path / "e", progress=False)

@@ -337,6 +337,13 @@ def _check_or_write_manifest(out: Path, config: MonteCarloConfig, eval_set: Eval
                 f"{out} holds results of a different configuration (hash {old.get('config_hash')} vs "
                 f"{config.digest()}); results would be mixed. Use a new --out directory, or the original config."
             )
+        changed = [name for name, digest in adapter_digests(config).items()
+                   if name in old.get("adapter_sha256", {}) and old["adapter_sha256"][name] != digest]
+        if changed:
+            raise RunDirMismatch(
+                f"{out}: the adapter files of {changed} changed since this run started (same folders, other "
+                "weights); results would be mixed. Use a new --out directory, or restore the original adapters."
+            )
         return
     manifest = {
         **config.to_dict(),
@@ -344,10 +351,25 @@ def _check_or_write_manifest(out: Path, config: MonteCarloConfig, eval_set: Eval
         "config_hash": config.digest(),
         "eval_set_sha256": eval_set.sha256,
         "eval_set_size": len(eval_set.labels),
+        "adapter_sha256": adapter_digests(config),
         "device_model": device_models.get(config.device).to_dict(),
         "versions": _versions(),
     }
     _atomic_write(path, json.dumps(manifest, indent=2, default=str))
+
+
+def adapter_digests(config: MonteCarloConfig) -> dict[str, str]:
+    """sha256 over each method's adapter files (name + bytes), so an adapter overwritten in place is noticed."""
+    out = {}
+    for m in config.methods:
+        if m.adapter is None:
+            continue
+        h = hashlib.sha256()
+        for f in sorted(p for p in Path(m.adapter).iterdir() if p.is_file()):
+            h.update(f.name.encode())
+            h.update(f.read_bytes())
+        out[m.name] = h.hexdigest()
+    return out
 
 
 def _versions() -> dict[str, str]:
