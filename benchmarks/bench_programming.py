@@ -131,7 +131,11 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--times", default="1,3600,86400,2592000,31536000")
     ap.add_argument("--repeats", type=int, default=2, help="chips timed per path (alternating)")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    ap.add_argument("--out", default="programming", help="results/<out>.json")
     args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     times = [float(t) for t in args.times.split(",")]
 
     model = build(args.layers, args.device)
@@ -164,7 +168,7 @@ def main(argv: list[str] | None = None) -> dict:
     result = {
         "config": {"layers": args.layers, "tiles": len(tiles), "analog_weights": n_weights, "preset": "mapped",
                    "device_model": "pcm (aihwkit PCMLikeNoiseModel g_max=25)", "times_s": times,
-                   "repeats": args.repeats, "device": args.device},
+                   "repeats": args.repeats, "device": args.device, "torch_threads": torch.get_num_threads()},
         "aihwkit": a, "ours": o,
         "speedup": speedup, "speedup_median_of_pairs": paired,
         "load_avg_start": load, "load_avg_end": load_end,
@@ -175,7 +179,7 @@ def main(argv: list[str] | None = None) -> dict:
           f"{args.repeats} chips × {len(times)} time points, steps alternating; load avg {load} → {load_end}")
     print(table(["step", "aihwkit (s, median)", "ours (s, median)", "speed-up (of medians)",
                  "speed-up (median of paired steps)"], rows))
-    write_result("programming", result)
+    write_result(args.out, result)
     return result
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 SUITES: dict[str, list[str]] = {
-    "bench_programming.py": ["--layers", "2", "--repeats", "1", "--times", "1,86400,31536000"],
+    "bench_programming.py": ["--layers", "1", "--repeats", "3", "--times", "1,86400,31536000"],
     "bench_montecarlo.py": ["--n", "64", "--chips", "1", "--times", "1,86400,31536000"],
     "bench_training.py": ["--steps", "5"],
 }
