@@ -65,3 +65,20 @@ def tiny_llama():
         num_key_value_heads=2, vocab_size=128, max_position_embeddings=64, bos_token_id=0, eos_token_id=0,
     )
     return LlamaForCausalLM(config).eval()
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory) -> str:
+    """A 2-layer, 32-wide random BERT classifier with MiniLM's tokenizer (fast resume/CLI tests)."""
+    from transformers import BertConfig, BertForSequenceClassification
+
+    from analog_peft.models import load_tokenizer
+
+    path = tmp_path_factory.mktemp("tiny-bert")
+    tok = load_tokenizer("minilm-l6")
+    tok.save_pretrained(path)
+    config = BertConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, num_labels=2)
+    torch.manual_seed(0)
+    BertForSequenceClassification(config).save_pretrained(path)
+    return str(path)

@@ -24,23 +24,6 @@ SMALL = {
 }
 
 
-@pytest.fixture(scope="module")
-def tiny_bert(tmp_path_factory) -> str:
-    """A 2-layer, 32-wide random BERT classifier with MiniLM's tokenizer (fast resume/CLI tests)."""
-    from transformers import BertConfig, BertForSequenceClassification
-
-    from analog_peft.models import load_tokenizer
-
-    path = tmp_path_factory.mktemp("tiny-bert")
-    tok = load_tokenizer("minilm-l6")
-    tok.save_pretrained(path)
-    config = BertConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, num_labels=2)
-    torch.manual_seed(0)
-    BertForSequenceClassification(config).save_pretrained(path)
-    return str(path)
-
-
 def adapter(run: Path, which: str = "last") -> dict[str, torch.Tensor]:
     return load_file(str(run / "adapter" / which / "adapter.safetensors"))
 

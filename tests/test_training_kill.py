@@ -20,22 +20,6 @@ from analog_peft.training.checkpoint import STATE_DIR, has_trainer_state, read_s
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def tiny_bert(tmp_path_factory) -> str:
-    from transformers import BertConfig, BertForSequenceClassification
-
-    from analog_peft.models import load_tokenizer
-
-    path = tmp_path_factory.mktemp("tiny-bert-kill")
-    tok = load_tokenizer("minilm-l6")
-    tok.save_pretrained(path)
-    config = BertConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, num_labels=2)
-    torch.manual_seed(0)
-    BertForSequenceClassification(config).save_pretrained(path)
-    return str(path)
-
-
 def _config(model: str, out: Path) -> TrainConfig:
     return TrainConfig(
         model=model, task="sst2", method="stochgrasp", method_options={"k": 4, "sigma_target": 0.02},
