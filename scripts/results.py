@@ -204,7 +204,8 @@ def write_results(runs: Path, cola_runs: Path, root: Path, out: Path, chips: int
         "",
         "```bash",
         ".venv/bin/python scripts/train_table.py --runs runs/t6k --out docs/training_table.md "
-        "--artifacts artifacts/sst2_minilm",
+        "--artifacts artifacts/sst2_minilm --stochgrasp-artifact stochgrasp_gs "
+        "--methods head,grasp,stochgrasp_gs,stochgrasp,grasp_g005,stochgrasp_g005,lora,bitfit,ia3,para",
         ".venv/bin/python scripts/train_table.py --runs runs/cola --task cola --out docs/training_table_cola.md "
         "--methods grasp,lora,bitfit,ia3,para --train-examples 6000 --epochs 1",
         f"OMP_NUM_THREADS=1 .venv/bin/python scripts/results.py --run --chips {chips} --examples {examples} "
