@@ -77,22 +77,17 @@ def _fmt_pct(x: float) -> str:
 
 
 def training_table(runs: Path, title: str) -> str:
-    rows = []
-    for run, label in TABLE_METHODS:
-        path = runs / run / "summary.json"
-        if not path.is_file():
-            continue
-        s = json.loads(path.read_text())
-        tp = s["trainable_params"]
-        m = s["last_metrics"]
-        mcc = m.get("matthews_correlation", float("nan"))
-        rows.append(f"| {label} | {_fmt_pct(s['metric'])} | {_fmt_pct(m.get('accuracy', float('nan')))} | {mcc:.4f} | "
-                    f"{tp['adapter']:,} | {tp['trainable']:,} | {s['wall_time_s']:.0f} |")
-    if not rows:
+    summaries = [(label, json.loads((runs / run / "summary.json").read_text()))
+                 for run, label in TABLE_METHODS if (runs / run / "summary.json").is_file()]
+    if not summaries:
         return f"*{title}: no training runs found in `{runs}`.*\n"
-    budget = ""
-    first = next((runs / r / "summary.json" for r, _ in TABLE_METHODS if (runs / r / "summary.json").is_file()))
-    s = json.loads(first.read_text())
+    rows = []
+    for label, s in summaries:
+        tp, m = s["trainable_params"], s["last_metrics"]
+        rows.append(f"| {label} | {_fmt_pct(s['metric'])} | {_fmt_pct(m.get('accuracy', float('nan')))} | "
+                    f"{m.get('matthews_correlation', float('nan')):.4f} | {tp['adapter']:,} | {tp['trainable']:,} | "
+                    f"{s['wall_time_s']:.0f} |")
+    s = summaries[0][1]
     budget = (f"{s['train_examples']:,} training sentences × {s['epochs']:g} epochs, seed {s['seed']}, "
               f"{s['eval_examples']:,} {s['eval_split']} sentences, metric `{s['metric_name']}` (best epoch)")
     head = ("| method | best metric (×100) | last acc. (%) | last MCC | adapter params | trainable (incl. head) | "
