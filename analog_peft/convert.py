@@ -24,6 +24,7 @@ from aihwkit.simulator.tiles.inference_torch import TorchInferenceTile
 from torch import nn
 from transformers.pytorch_utils import Conv1D
 
+from analog_peft.analog_linear import AnalogLinear as FastAnalogLinear
 from analog_peft.architectures import ArchSpec, spec_for
 from analog_peft.presets import RPUPreset, resolve_rpu
 
@@ -375,7 +376,7 @@ def _to_analog(module: nn.Module, rpu_config: TorchInferenceRPUConfig) -> Analog
             lin.weight.copy_(module.weight.T)
             lin.bias.copy_(module.bias)
         module = lin
-    analog = AnalogLinear.from_digital(module, rpu_config)
+    analog = FastAnalogLinear.from_digital(module, rpu_config)
     analog.train(module.training)
     return analog.to(module.weight.device)
 
