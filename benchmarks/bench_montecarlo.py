@@ -87,6 +87,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--times", default="1,86400,31536000")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--child", choices=["imports", "digital", "analog"])
+    ap.add_argument("--out", default="montecarlo", help="results/<out>.json")
     args = ap.parse_args(argv)
     times = [float(t) for t in args.times.split(",")]
     if args.child:
@@ -113,7 +114,7 @@ def main(argv: list[str] | None = None) -> dict:
               "digital": d, "analog": a, "imports_peak_rss_mb": base,
               "ratios": {"time_per_eval": ratio_time, "forward_only": a["forward_per_eval_s"] / d["per_eval_s"],
                          "memory_above_imports": mem_a / mem_d, "peak_rss": a["peak_rss_mb"] / d["peak_rss_mb"]}}
-    write_result("montecarlo", result)
+    write_result(args.out, result)
     return result
 
 

@@ -12,16 +12,17 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 
-SUITES: dict[str, list[str]] = {
-    "bench_programming.py": ["--layers", "1", "--repeats", "3", "--times", "1,86400,31536000"],
-    "bench_montecarlo.py": ["--n", "64", "--chips", "1", "--times", "1,86400,31536000"],
-    "bench_training.py": ["--steps", "5"],
-}
-QUICK: dict[str, list[str]] = {
-    "bench_programming.py": ["--layers", "1", "--repeats", "1", "--times", "1,86400"],
-    "bench_montecarlo.py": ["--n", "16", "--chips", "1", "--times", "1,86400"],
-    "bench_training.py": ["--steps", "2"],
-}
+SUITES: list[tuple[str, list[str]]] = [
+    ("bench_programming.py", ["--layers", "1", "--repeats", "3", "--times", "1,86400,31536000"]),
+    ("bench_montecarlo.py", ["--n", "64", "--chips", "1", "--times", "1,86400,31536000"]),
+    ("bench_montecarlo.py", ["--n", "872", "--chips", "1", "--times", "1,86400,31536000", "--out", "montecarlo_n872"]),
+    ("bench_training.py", ["--steps", "5"]),
+]
+QUICK: list[tuple[str, list[str]]] = [
+    ("bench_programming.py", ["--layers", "1", "--repeats", "1", "--times", "1,86400"]),
+    ("bench_montecarlo.py", ["--n", "16", "--chips", "1", "--times", "1,86400"]),
+    ("bench_training.py", ["--steps", "2"]),
+]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="tiny sizes (smoke test, figures meaningless)")
     ap.add_argument("--device", default="cpu")
     args = ap.parse_args(argv)
-    for script, opts in (QUICK if args.quick else SUITES).items():
+    for script, opts in QUICK if args.quick else SUITES:
         print(f"\n## {script}", flush=True)
         subprocess.run([sys.executable, str(HERE / script), *opts, "--device", args.device], check=True)
     return 0
