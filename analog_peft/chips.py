@@ -63,6 +63,8 @@ class ChipProgrammer:
         device: a :mod:`device_models` name, dict or instance; ``None`` programs the exact targets.
         seed: the run seed; chip ``k`` draws from ``derive_seed(seed, k, ...)``.
         compensate_drift: apply global drift compensation (see module docstring).
+        keep_state: keep each chip's draws between ``drift`` calls (fast); ``False`` re-draws them from
+            the seed at every ``drift`` (no per-chip memory, same results).
     """
 
     def __init__(
@@ -71,8 +73,10 @@ class ChipProgrammer:
         device: str | dict | DeviceModel | None = "pcm",
         seed: int = 0,
         compensate_drift: bool = True,
+        keep_state: bool = True,
     ) -> None:
         self.model = model
+        self.keep_state = bool(keep_state)
         self.device_model = device_models.get(device) if device is not None else None
         self.seed = int(seed)
         self.compensate_drift = compensate_drift
@@ -88,6 +92,7 @@ class ChipProgrammer:
             weight = tile.tile.weight
             self._tiles.append(_Tile(f"{layer}#{idx}", tile, weight.detach().clone()))
         self._works = [Workspace()]  # scratch buffers, one set per worker thread
+        self._spare: dict[int, ProgrammedState] = {}  # keep_state=False: one tile's draws per workspace
         self._remember_versions()
 
     # -- public verbs ----------------------------------------------------------------------------
@@ -104,9 +109,8 @@ class ChipProgrammer:
                 tl.state = ProgrammedState(target=tl.target)
                 weight.data.copy_(tl.target)
                 return 1.0, 1.0
-            # a previous chip's state (program(k) without reset()) is overwritten instead of re-allocated
-            tl.state = dm.program_into(tl.target, self._gen(tl, chip, "program"), work, tl.state, threads=threads)
-            dm.programmed_into(tl.state, weight.data, work)  # the chip at t = 0, written directly
+            state = self._draws(tl, chip, work, threads)
+            dm.programmed_into(state, weight.data, work)  # the chip at t = 0, written directly
             return _mean_abs(weight, work, threads), 1.0  # α = baseline / mean|W(0)| = 1, exactly
 
         for tl, (baseline, alpha) in self._each_tile(one):
@@ -131,15 +135,15 @@ class ChipProgrammer:
             dm.check_time(t)
 
         def one(tl: _Tile, work: Workspace, threads: int | None) -> tuple[float, float]:
-            assert tl.state is not None
             weight = tl.tile.tile.weight
             if dm is None:
                 weight.data.copy_(tl.target)
                 return tl.baseline, 1.0
+            state = tl.state if tl.state is not None else self._draws(tl, chip, work, threads)
             if t == 0.0:
-                dm.programmed_into(tl.state, weight.data, work)
+                dm.programmed_into(state, weight.data, work)
             else:
-                dm.read_into(tl.state, t, self._gen(tl, chip, "read", t), weight.data, work, threads=threads)
+                dm.read_into(state, t, self._gen(tl, chip, "read", t), weight.data, work, threads=threads)
             alpha = tl.baseline / _mean_abs(weight, work, threads) if self.compensate_drift else 1.0
             return tl.baseline, alpha
 
@@ -170,6 +174,7 @@ class ChipProgrammer:
         """Free the scratch buffers kept between calls (a few tile-sized tensors, re-made on demand)."""
         for work in self._works:
             work.clear()
+        self._spare.clear()
         return self
 
     @torch.no_grad()
@@ -202,6 +207,21 @@ class ChipProgrammer:
         return {tl.key: tl.target for tl in self._tiles}
 
     # -- internals -------------------------------------------------------------------------------
+    def _draws(self, tl: _Tile, chip: int, work: Workspace, threads: int | None) -> ProgrammedState:
+        """Chip ``chip``'s programming draws for tile ``tl`` (kept in ``tl.state`` when ``keep_state``).
+
+        The buffers of the previous draws are overwritten instead of re-allocated: the tile's own (a
+        previous chip, kept state) or, without kept state, the last tile's in this workspace.
+        """
+        assert self.device_model is not None
+        gen = self._gen(tl, chip, "program")
+        if self.keep_state:
+            tl.state = self.device_model.program_into(tl.target, gen, work, tl.state, threads=threads)
+            return tl.state
+        state = self.device_model.program_into(tl.target, gen, work, self._spare.get(id(work)), threads=threads)
+        self._spare[id(work)] = state
+        return state
+
     def _gen(self, tl: _Tile, chip: int, purpose: str, *extra: float) -> torch.Generator:
         return make_generator(derive_seed(self.seed, int(chip), tl.key, purpose, *extra), tl.target.device)
 

@@ -75,6 +75,7 @@ def _cmd_montecarlo(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         run=args.run or args.out.rstrip("/").split("/")[-1],
         torch_device=args.torch_device,
+        keep_chip_state=not args.low_memory,
     )
     df = run_montecarlo(config, args.out, workers=args.workers, executor=args.executor)
     print(f"{len(df)} rows in {args.out}/results.csv")
@@ -136,6 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-drift-compensation", action="store_true")
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--torch-device", default="cpu", help="where tiles are programmed and evaluated (cpu, cuda, cuda:1)")
+    p.add_argument("--low-memory", action="store_true",
+                   help="re-draw each chip's programming per time point instead of keeping it (no per-chip "
+                        "state: 4 floats per analog weight less for PCM; same results, slower drift)")
     p.add_argument("--executor", default="process", choices=["process", "ray"])
     p.add_argument("--out", required=True, help="run directory (resumed if it exists with the same config)")
     p.add_argument("--run", default=None, help="run name in the table (default: the directory name)")

@@ -5,7 +5,8 @@ evaluations per second of the ``periphery`` deployment on the ``mapped`` preset 
 forward of the whole eval set, as ``engine._Worker.chip_rows`` does; programming once per chip, amortised
 over the time points) vs forwards per second of the digital model on the same data. Memory: each side runs
 in its own process (``--child``) and reports its peak RSS; the base line is the interpreter + libraries
-(imports only).
+(imports only). ``analog_low_memory`` is the same run with ``ChipProgrammer(keep_state=False)`` (each chip's
+draws re-made per time point instead of kept: the memory/time trade of ``--low-memory``).
 
     python benchmarks/bench_montecarlo.py [--n 64] [--chips 2] [--times 1,86400,31536000]
 """
@@ -59,7 +60,7 @@ def child(kind: str, n: int, chips: int, times: list[float], device: str) -> dic
     from analog_peft.chips import ChipProgrammer
 
     model = deploy(BASE, None, "periphery", "mapped", 2).model.to(device)
-    cp = ChipProgrammer(model, "pcm", seed=0)
+    cp = ChipProgrammer(model, "pcm", seed=0, keep_state=kind != "analog_low_memory")
     score(model, eval_set, cp.program(99).drift(times[0]))  # warm-up
     prog = drift = fwd = 0.0
     for k in range(chips):
@@ -86,7 +87,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--chips", type=int, default=2)
     ap.add_argument("--times", default="1,86400,31536000")
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--child", choices=["imports", "digital", "analog"])
+    ap.add_argument("--child", choices=["imports", "digital", "analog", "analog_low_memory"])
     ap.add_argument("--out", default="montecarlo", help="results/<out>.json")
     args = ap.parse_args(argv)
     times = [float(t) for t in args.times.split(",")]
@@ -95,13 +96,16 @@ def main(argv: list[str] | None = None) -> dict:
         return {}
     common = ["--n", str(args.n), "--chips", str(args.chips), "--times", args.times, "--device", args.device]
     here = str(Path(__file__).resolve())
-    res = {k: run_child([here, "--child", k, *common]) for k in ("imports", "digital", "analog")}
-    d, a, base = res["digital"], res["analog"], res["imports"]["peak_rss_mb"]
+    kinds = ("imports", "digital", "analog", "analog_low_memory")
+    res = {k: run_child([here, "--child", k, *common]) for k in kinds}
+    d, a, lm, base = res["digital"], res["analog"], res["analog_low_memory"], res["imports"]["peak_rss_mb"]
     ratio_time = a["per_eval_s"] / d["per_eval_s"]
-    mem_d, mem_a = d["peak_rss_mb"] - base, a["peak_rss_mb"] - base
+    mem_d, mem_a, mem_lm = (r["peak_rss_mb"] - base for r in (d, a, lm))
     rows = [
         ["digital forward", d["per_eval_s"], 1 / d["per_eval_s"], 1.0, d["peak_rss_mb"], mem_d, 1.0],
         ["MC chip×t eval", a["per_eval_s"], 1 / a["per_eval_s"], ratio_time, a["peak_rss_mb"], mem_a, mem_a / mem_d],
+        ["MC chip×t eval, low memory", lm["per_eval_s"], 1 / lm["per_eval_s"], lm["per_eval_s"] / d["per_eval_s"],
+         lm["peak_rss_mb"], mem_lm, mem_lm / mem_d],
     ]
     print(f"Monte Carlo, {BASE} mapped/pcm, {args.n} sentences, {args.chips} chips × {len(times)} times "
           f"(import base line {base:.0f} MiB)")
@@ -111,9 +115,11 @@ def main(argv: list[str] | None = None) -> dict:
           f"drift {a['drift_per_eval_s']:.3f} s, forward {a['forward_per_eval_s']:.3f} s")
     result = {"config": {"base": BASE, "preset": "mapped", "device_model": "pcm", "n": args.n,
                          "chips": args.chips, "times_s": times, "device": args.device},
-              "digital": d, "analog": a, "imports_peak_rss_mb": base,
+              "digital": d, "analog": a, "analog_low_memory": lm, "imports_peak_rss_mb": base,
               "ratios": {"time_per_eval": ratio_time, "forward_only": a["forward_per_eval_s"] / d["per_eval_s"],
-                         "memory_above_imports": mem_a / mem_d, "peak_rss": a["peak_rss_mb"] / d["peak_rss_mb"]}}
+                         "memory_above_imports": mem_a / mem_d, "peak_rss": a["peak_rss_mb"] / d["peak_rss_mb"],
+                         "low_memory_time_per_eval": lm["per_eval_s"] / d["per_eval_s"],
+                         "low_memory_memory_above_imports": mem_lm / mem_d}}
     write_result(args.out, result)
     return result
 

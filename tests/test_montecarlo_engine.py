@@ -93,6 +93,15 @@ def test_interrupted_and_resumed_in_process(adapters, reference_table, tmp_path)
     pd.testing.assert_frame_equal(run_montecarlo(cfg, tmp_path / "r", progress=False), reference_table)
 
 
+def test_low_memory_mode_gives_the_same_table_and_resumes_a_normal_run(adapters, reference_table, tmp_path):
+    partial = run_montecarlo(small_config(adapters), tmp_path / "lm", stop_after=1, progress=False)
+    assert set(partial[partial.chip >= 0].chip) == {0}
+    low = small_config(adapters, keep_chip_state=False)
+    assert low.digest() == small_config(adapters).digest()  # same results, so the same run directory
+    pd.testing.assert_frame_equal(run_montecarlo(low, tmp_path / "lm", progress=False), reference_table)
+    pd.testing.assert_frame_equal(run_montecarlo(low, tmp_path / "lm2", progress=False), reference_table)
+
+
 def test_other_config_in_same_dir_is_refused(adapters, tmp_path):
     run_montecarlo(small_config(adapters, n_chips=1, times=[1.0]), tmp_path / "x", progress=False)
     with pytest.raises(RunDirMismatch, match="different configuration"):
@@ -171,6 +180,6 @@ def test_torch_device_is_hashed_only_when_not_the_default() -> None:
     from analog_peft.montecarlo.engine import MethodSpec, MonteCarloConfig
 
     cpu = MonteCarloConfig(methods=[MethodSpec("base")])
-    legacy = {k: v for k, v in cpu.to_dict().items() if k not in ("run", "torch_device")}
+    legacy = {k: v for k, v in cpu.to_dict().items() if k not in ("run", "torch_device", "keep_chip_state")}
     assert cpu.digest() == hashlib.sha256(json.dumps(legacy, sort_keys=True).encode()).hexdigest()[:16]
     assert MonteCarloConfig(methods=[MethodSpec("base")], torch_device="cuda").digest() != cpu.digest()

@@ -78,6 +78,9 @@ class MonteCarloConfig:
     num_labels: int = 2
     run: str = "mc"
     torch_device: str = "cpu"
+    #: keep each chip's per-device draws between time points (fast) or re-draw them per time point (no
+    #: per-chip memory; same results, so not hashed)
+    keep_chip_state: bool = True
 
     def __post_init__(self) -> None:
         self.methods = [m if isinstance(m, MethodSpec) else MethodSpec(**m) for m in self.methods]
@@ -115,8 +118,10 @@ class MonteCarloConfig:
 
     def digest(self) -> str:
         """Hash of everything that changes the results (not of ``run``, the display name)."""
-        # not the display name; the torch device only when it is not the default (older run dirs stay valid)
-        data = {k: v for k, v in self.to_dict().items() if k != "run" and not (k == "torch_device" and v == "cpu")}
+        # not the display name or the memory mode (same results); the torch device only when it is not the
+        # default (older run dirs stay valid)
+        data = {k: v for k, v in self.to_dict().items()
+                if k not in ("run", "keep_chip_state") and not (k == "torch_device" and v == "cpu")}
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
     @classmethod
@@ -185,7 +190,8 @@ class _Worker:
         for m in config.methods:
             dep = deploy(config.base_model, m.adapter, config.deployment, config.rpu, config.num_labels, name=m.name)
             dep.model.to(config.torch_device)
-            chips = ChipProgrammer(dep.model, config.device, seed=config.seed, compensate_drift=config.compensate_drift)
+            chips = ChipProgrammer(dep.model, config.device, seed=config.seed, compensate_drift=config.compensate_drift,
+                                   keep_state=config.keep_chip_state)
             self.deployments.append((dep, chips))
 
     def chip_rows(self, chip: int) -> list[dict[str, Any]]:
