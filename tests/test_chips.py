@@ -91,6 +91,21 @@ def test_reset_restores_the_converted_model(model, batch):
     assert all(torch.equal(w, chips.targets()[k]) for k, w in chips.weights().items())
 
 
+def test_reset_keeps_buffers_for_the_next_chip_and_release_frees_them(model):
+    other = ChipProgrammer(model, "pcm", seed=0).program(2).drift(3600.0)
+    fresh = other.weights()
+    other.reset()
+    chips = ChipProgrammer(model, "pcm", seed=0).program(1).drift(86400.0)
+    g_prog = chips._tiles[0].state.tensors["g_prog"]
+    chips.reset()
+    assert chips._tiles[0].state is None
+    chips.program(2).drift(3600.0)
+    assert chips._tiles[0].state.tensors["g_prog"].data_ptr() == g_prog.data_ptr()  # re-used, not re-allocated
+    assert digest(chips.weights()) == digest(fresh)  # ... and overwritten completely
+    chips.reset().release()
+    assert all(tl.spare is None and tl.state is None for tl in chips._tiles)
+
+
 def test_relative_gaussian_statistics_on_a_real_layer(model):
     eta = 0.02
     chips = ChipProgrammer(model, {"name": "gaussian", "params": {"eta": eta}}, seed=3).program(0)
