@@ -8,13 +8,14 @@ in its own process (``--child``) and reports its peak RSS; the base line is the 
 (imports only). ``analog_low_memory`` is the same run with ``ChipProgrammer(keep_state=False)`` (each chip's
 draws re-made per time point instead of kept: the memory/time trade of ``--low-memory``).
 
-    python benchmarks/bench_montecarlo.py [--n 64] [--chips 2] [--times 1,86400,31536000]
+    python benchmarks/bench_montecarlo.py [--n 64] [--chips 2] [--times 1,86400,31536000] [--repeats 3]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -89,6 +90,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--child", choices=["imports", "digital", "analog", "analog_low_memory"])
     ap.add_argument("--out", default="montecarlo", help="results/<out>.json")
+    ap.add_argument("--repeats", type=int, default=1, help="processes per side (medians reported)")
     args = ap.parse_args(argv)
     times = [float(t) for t in args.times.split(",")]
     if args.child:
@@ -97,7 +99,12 @@ def main(argv: list[str] | None = None) -> dict:
     common = ["--n", str(args.n), "--chips", str(args.chips), "--times", args.times, "--device", args.device]
     here = str(Path(__file__).resolve())
     kinds = ("imports", "digital", "analog", "analog_low_memory")
-    res = {k: run_child([here, "--child", k, *common]) for k in kinds}
+    runs: dict[str, list[dict]] = {k: [] for k in kinds}
+    for _ in range(args.repeats):  # round-robin, so a load change hits every side alike
+        for k in kinds:
+            runs[k].append(run_child([here, "--child", k, *common]))
+    # peak RSS varies by ~±50 MiB run to run (allocator arenas); medians over the repeats
+    res = {k: {key: statistics.median(r[key] for r in rs) for key in rs[0]} | {"runs": rs} for k, rs in runs.items()}
     d, a, lm, base = res["digital"], res["analog"], res["analog_low_memory"], res["imports"]["peak_rss_mb"]
     ratio_time = a["per_eval_s"] / d["per_eval_s"]
     mem_d, mem_a, mem_lm = (r["peak_rss_mb"] - base for r in (d, a, lm))
@@ -114,7 +121,7 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"analog breakdown per eval: program/chip amortised {a['program_per_chip_s'] / len(times):.3f} s, "
           f"drift {a['drift_per_eval_s']:.3f} s, forward {a['forward_per_eval_s']:.3f} s")
     result = {"config": {"base": BASE, "preset": "mapped", "device_model": "pcm", "n": args.n,
-                         "chips": args.chips, "times_s": times, "device": args.device},
+                         "chips": args.chips, "times_s": times, "device": args.device, "repeats": args.repeats},
               "digital": d, "analog": a, "analog_low_memory": lm, "imports_peak_rss_mb": base,
               "ratios": {"time_per_eval": ratio_time, "forward_only": a["forward_per_eval_s"] / d["per_eval_s"],
                          "memory_above_imports": mem_a / mem_d, "peak_rss": a["peak_rss_mb"] / d["peak_rss_mb"],
