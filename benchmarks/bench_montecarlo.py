@@ -1,6 +1,6 @@
 """(b) Monte Carlo evaluation throughput and (d) peak memory vs the plain digital forward.
 
-MiniLM-L6 classifier, one eval batch of ``--n`` SST-2 dev sentences. Throughput: chip × time-point
+MiniLM-L6 classifier, ``--n`` SST-2 dev sentences in batches of 64 (as the engine evaluates them). Throughput: chip × time-point
 evaluations per second of the ``periphery`` deployment on the ``mapped`` preset (``drift(t)`` + seeded
 forward of the whole eval set, as ``engine._Worker.chip_rows`` does; programming once per chip, amortised
 over the time points) vs forwards per second of the digital model on the same data. Memory: each side runs
@@ -27,13 +27,16 @@ from benchmarks._common import peak_rss_mb, run_child, sst2_sentences, table, wr
 BASE = "minilm-l6"
 
 
-def _eval_set(n: int, max_length: int = 128):
+def _eval_set(n: int, batch_size: int = 64, max_length: int = 128):
+    """``n`` SST-2 dev sentences in batches of ``batch_size`` (the engine's default), each padded to its longest."""
     from analog_peft.models import load_tokenizer
     from analog_peft.montecarlo.engine import EvalSet
 
     tok = load_tokenizer(BASE)
-    batch = dict(tok(sst2_sentences(n), padding=True, truncation=True, max_length=max_length, return_tensors="pt"))
-    return EvalSet([batch], [0] * n, "bench")
+    sentences = sst2_sentences(n)
+    batches = [dict(tok(sentences[i:i + batch_size], padding=True, truncation=True, max_length=max_length,
+                        return_tensors="pt")) for i in range(0, n, batch_size)]
+    return EvalSet(batches, [0] * n, "bench")
 
 
 def child(kind: str, n: int, chips: int, times: list[float], device: str) -> dict:
@@ -84,7 +87,7 @@ def child(kind: str, n: int, chips: int, times: list[float], device: str) -> dic
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, default=64, help="eval sentences (one batch)")
+    ap.add_argument("--n", type=int, default=64, help="eval sentences (batches of 64)")
     ap.add_argument("--chips", type=int, default=2)
     ap.add_argument("--times", default="1,86400,31536000")
     ap.add_argument("--device", default="cpu")

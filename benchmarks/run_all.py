@@ -15,7 +15,8 @@ HERE = Path(__file__).resolve().parent
 SUITES: list[tuple[str, list[str]]] = [
     ("bench_programming.py", ["--layers", "1", "--repeats", "3", "--times", "1,86400,31536000"]),
     ("bench_montecarlo.py", ["--n", "64", "--chips", "1", "--times", "1,86400,31536000", "--repeats", "3"]),
-    ("bench_montecarlo.py", ["--n", "872", "--chips", "1", "--times", "1,86400,31536000", "--out", "montecarlo_n872"]),
+    ("bench_montecarlo.py", ["--n", "872", "--chips", "1", "--times", "1,86400,31536000", "--out", "montecarlo_n872",
+                             "--repeats", "3"]),
     ("bench_training.py", ["--steps", "5"]),
 ]
 QUICK: list[tuple[str, list[str]]] = [
