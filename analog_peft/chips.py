@@ -160,6 +160,40 @@ class ChipProgrammer:
             self.program(chip)
         return self.drift(t)
 
+    def shares_chips_with(self, other: ChipProgrammer) -> bool:
+        """Whether chip ``k`` at ``t`` is bit-identical here and on ``other``: same tiles, bit-identical
+        targets, device model, seed and drift compensation (e.g. two adapters deployed in the periphery
+        of the same base)."""
+        dm = self.device_model.to_dict() if self.device_model is not None else None
+        other_dm = other.device_model.to_dict() if other.device_model is not None else None
+        return (
+            (self.seed, self.compensate_drift, dm) == (other.seed, other.compensate_drift, other_dm)
+            and self.tile_keys == other.tile_keys
+            and all(torch.equal(a.target, b.target) for a, b in zip(self._tiles, other._tiles, strict=True))
+        )
+
+    @torch.no_grad()
+    def copy_from(self, other: ChipProgrammer) -> ChipProgrammer:
+        """Set the tiles to ``other``'s current chip and time by copying its weights and α instead of
+        drawing them (refused unless :meth:`shares_chips_with`); bit-identical to ``at(chip, t)``."""
+        if other.chip is None or other.t is None:
+            raise RuntimeError("the chip to copy is not programmed: call other.program(chip) first")
+        if not self.shares_chips_with(other):
+            raise ValueError(
+                "cannot copy chips between programmers with different tiles, targets, device model, seed or "
+                "drift compensation (e.g. a fused adapter changes the targets): program this one with at(chip, t)"
+            )
+        self._check_unchanged()
+        for mine, theirs in zip(self._tiles, other._tiles, strict=True):
+            mine.tile.tile.weight.data.copy_(theirs.tile.tile.weight.data)
+            _set_alpha(mine.tile, float(theirs.tile.alpha.reshape(-1)[0]))
+            mine.baseline = theirs.baseline
+            if mine.state is not None:  # draws of another chip: keep the buffers, forget the draws
+                mine.spare, mine.state = mine.state, None
+        self._remember_versions()
+        self.chip, self.t = other.chip, other.t
+        return self
+
     @torch.no_grad()
     def reset(self) -> ChipProgrammer:
         """Restore every tile's target weights and α = 1 (the model as converted).

@@ -106,6 +106,25 @@ def test_reset_keeps_buffers_for_the_next_chip_and_release_frees_them(model):
     assert all(tl.spare is None and tl.state is None for tl in chips._tiles)
 
 
+def test_copy_from_is_bit_identical_to_programming(model):
+    leader = ChipProgrammer(model, "pcm", seed=5).program(1).drift(86400.0)
+    twin = load_classifier("minilm-l6", num_labels=2, seed=0)
+    convert(twin, "ideal")
+    follower = ChipProgrammer(twin, "pcm", seed=5)
+    with pytest.raises(RuntimeError, match="not programmed"):
+        ChipProgrammer(model, "pcm", seed=5).copy_from(follower)
+    follower.copy_from(leader)
+    assert (follower.chip, follower.t) == (1, 86400.0)
+    copied = follower.weights()
+    alphas = [float(t.alpha) for _, t in analog_tiles(twin)]
+    assert alphas == [float(t.alpha) for _, t in analog_tiles(model)] and any(a != 1.0 for a in alphas)
+    follower.reset().program(1).drift(86400.0)  # its own draws: the same chip
+    assert digest(follower.weights()) == digest(copied) == digest(leader.weights())
+    assert [float(t.alpha) for _, t in analog_tiles(twin)] == alphas
+    follower.copy_from(leader.drift(3600.0)).drift(86400.0)  # drifting a copied chip re-draws it from the seed
+    assert digest(follower.weights()) == digest(copied)
+
+
 def test_relative_gaussian_statistics_on_a_real_layer(model):
     eta = 0.02
     chips = ChipProgrammer(model, {"name": "gaussian", "params": {"eta": eta}}, seed=3).program(0)

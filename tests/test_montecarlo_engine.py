@@ -155,6 +155,27 @@ def test_periphery_methods_share_the_programmed_base(adapters):
     assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
+def test_periphery_methods_copy_one_programming_with_the_same_rows(adapters):
+    from analog_peft.montecarlo.engine import _Worker
+
+    cfg = small_config(adapters, rpu="mapped", device="pcm", n_chips=1, times=[0.0, 86400.0])
+    worker = _Worker(cfg)
+    assert worker.leaders[0] is None and worker.leaders[1] is worker.deployments[0][1]  # lora copies grasp's chip
+    shared = worker.chip_rows(2)
+    worker.leaders = [None] * len(worker.leaders)  # every method programs its own chip, as before
+    assert worker.chip_rows(2) == shared
+
+
+def test_copy_from_refuses_other_targets(adapters):
+    periphery = ChipProgrammer(deploy("minilm-l6", adapters["grasp"], "periphery", "mapped").model, "pcm", seed=3)
+    fused = ChipProgrammer(deploy("minilm-l6", adapters["grasp"], "fused", "mapped").model, "pcm", seed=3)
+    other_seed = ChipProgrammer(deploy("minilm-l6", adapters["lora"], "periphery", "mapped").model, "pcm", seed=4)
+    periphery.program(0).drift(1.0)
+    for chips in (fused, other_seed):
+        with pytest.raises(ValueError, match="cannot copy chips"):
+            chips.copy_from(periphery)
+
+
 def test_fused_deployment_programs_the_adapter(adapters):
     periphery = deploy("minilm-l6", adapters["grasp"], "periphery", "ideal")
     fused = deploy("minilm-l6", adapters["grasp"], "fused", "ideal")

@@ -187,25 +187,41 @@ class _Worker:
         self.config = config
         self.eval_set = load_eval_set(config)
         self.deployments: list[tuple[Deployment, ChipProgrammer]] = []
+        #: for each deployment, the earlier one whose chips it copies (``None``: it programs its own)
+        self.leaders: list[ChipProgrammer | None] = []
         for m in config.methods:
             dep = deploy(config.base_model, m.adapter, config.deployment, config.rpu, config.num_labels, name=m.name)
             dep.model.to(config.torch_device)
             chips = ChipProgrammer(dep.model, config.device, seed=config.seed, compensate_drift=config.compensate_drift,
                                    keep_state=config.keep_chip_state)
+            own = [ch for (_, ch), lead in zip(self.deployments, self.leaders, strict=True) if lead is None]
+            self.leaders.append(next((c for c in own if chips.shares_chips_with(c)), None))
             self.deployments.append((dep, chips))
 
     def chip_rows(self, chip: int) -> list[dict[str, Any]]:
+        """Every method on chip ``chip`` at every time point.
+
+        Methods deployed in the periphery of the same base share the chip: it is programmed and drifted
+        once (by the first of them) and copied into the others' tiles (bit-identical, see
+        ``ChipProgrammer.copy_from``), instead of being re-drawn per method.
+        """
         c = self.config
         device_name = device_models.get(c.device).name
-        rows = []
-        for dep, chips in self.deployments:
-            chips.program(chip)
-            for t in c.times:
-                chips.drift(t)
+        rows: list[list[dict[str, Any]]] = [[] for _ in self.deployments]
+        for (_, chips), leader in zip(self.deployments, self.leaders, strict=True):
+            if leader is None:
+                chips.program(chip)
+        for t in c.times:
+            for i, ((dep, chips), leader) in enumerate(zip(self.deployments, self.leaders, strict=True)):
+                if leader is None:
+                    chips.drift(t)
+                else:
+                    chips.copy_from(leader)
                 for metric, value in score(dep.model, self.eval_set, chips).items():
-                    rows.append(_row(c, dep.name, device_name, chip, t, metric, value))
+                    rows[i].append(_row(c, dep.name, device_name, chip, t, metric, value))
+        for _, chips in self.deployments:
             chips.reset()
-        return rows
+        return [row for method_rows in rows for row in method_rows]
 
 
 _WORKER: _Worker | None = None
