@@ -46,11 +46,12 @@ class AnalogLinear(_AihwkitAnalogLinear):
         self.__dict__.pop("_fast_cache", None)
 
     def fast_path_supported(self) -> bool:
-        """Whether inference is exactly ``x @ W_effᵀ + b`` (perfect periphery, no input range)."""
-        cached = self.__dict__.get("_fast_supported")
-        if cached is None:
-            cached = self.__dict__["_fast_supported"] = all(_perfect(t) for _, t in self._grid())
-        return cached
+        """Whether inference is exactly ``x @ W_effᵀ + b`` (perfect periphery, no input range).
+
+        Checked at every forward (a few attribute reads per tile): aihwkit allows changing a tile's
+        ``rpu_config`` on the fly.
+        """
+        return all(_perfect(t) for _, t in self._grid())
 
     @torch.no_grad()
     def effective_weight(self) -> tuple[Tensor, Tensor | None]:

@@ -89,6 +89,12 @@ def test_cache_follows_set_weights_alpha_and_bias():
 def test_no_fast_path_when_training_with_grad_or_imperfect_periphery():
     standard = _stack("standard")
     assert not any(m.fast_path_supported() for m in analog_layers(standard).values())
+    switched = _stack("ideal")  # a periphery made imperfect after conversion (aihwkit allows it on the fly)
+    layer = next(iter(analog_layers(switched).values()))
+    assert layer.fast_path_supported()
+    for tile in layer.analog_tiles():
+        tile.rpu_config.forward.is_perfect = False
+    assert not layer.fast_path_supported()
     model = _stack("ideal")
     layer = next(iter(analog_layers(model).values()))
     x = torch.randn(4, 40, requires_grad=True)
