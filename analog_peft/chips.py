@@ -7,6 +7,13 @@ compensation. Every draw comes from a generator seeded by ``(seed, chip, tile, p
 ``k`` at time ``t`` is bit-identical in any order, in a fresh process, on any worker, and independent of
 which other chips or times were evaluated. ``reset()`` restores the target weights without reloading.
 
+Memory: a chip's per-device draws (for PCM: programmed conductances and drift exponents of both devices
+of a pair, 4 floats per weight) are kept between ``drift`` calls by default. With ``keep_state=False``
+they are re-drawn from the chip's seed at every ``drift(t)`` (bit-identical, one tile at a time in a
+tile-sized buffer): no per-chip state, at the cost of re-programming per time point. Programmers of models
+with bit-identical targets (adapters deployed in the periphery of one base) share chips: ``copy_from(other)``
+copies ``other``'s chip instead of drawing it again.
+
 This replaces aihwkit's ``program_analog_weights``/``drift_analog_weights``: those draw from torch's global
 RNG, keep their reference outside the state dict (so retrained analog weights are silently discarded) and
 read drift compensation through a full tile forward. Here the target is an explicit snapshot, and a
