@@ -32,9 +32,12 @@ class AnalogLinear(_AihwkitAnalogLinear):
     """aihwkit's ``AnalogLinear`` plus a cached-``W_eff`` inference path for perfect-periphery tiles."""
 
     def forward(self, x_input: Tensor) -> Tensor:
-        if self.training or torch.is_grad_enabled() or not self.fast_path_supported():
+        if self.training or torch.is_grad_enabled():
             return super().forward(x_input)
-        weight, bias = self.effective_weight()
+        grid = self._grid()
+        if not all(_perfect(t) for _, t in grid):
+            return super().forward(x_input)
+        weight, bias = self.effective_weight(grid)
         return F.linear(x_input, weight, bias)
 
     def train(self, mode: bool = True) -> AnalogLinear:
@@ -54,14 +57,15 @@ class AnalogLinear(_AihwkitAnalogLinear):
         return all(_perfect(t) for _, t in self._grid())
 
     @torch.no_grad()
-    def effective_weight(self) -> tuple[Tensor, Tensor | None]:
+    def effective_weight(self, grid: list[tuple[tuple[slice, slice], TorchInferenceTile]] | None = None,
+                         ) -> tuple[Tensor, Tensor | None]:
         """``(W_eff, bias)``: the layer's exact inference map at the tiles' current state (cached)."""
-        sources = self._sources()
+        grid = grid if grid is not None else self._grid()
+        sources = self._sources(grid)
         cache = self.__dict__.get("_fast_cache")
         if cache is not None and _same(cache[0], sources):
             return cache[1], cache[2]
         self.drop_fast_cache()  # free the old W_eff before building the new one
-        grid = self._grid()
         first = grid[0][1].tile.weight
         weight = torch.empty(self.out_features, self.in_features, dtype=first.dtype, device=first.device)
         for (rows, cols), tile in grid:
@@ -96,9 +100,9 @@ class AnalogLinear(_AihwkitAnalogLinear):
             return module.bias
         return module.bias if module.digital_bias else None
 
-    def _sources(self) -> list[Tensor | None]:
+    def _sources(self, grid: list[tuple[tuple[slice, slice], TorchInferenceTile]]) -> list[Tensor | None]:
         tensors: list[Tensor | None] = []
-        for _, tile in self._grid():
+        for _, tile in grid:
             tensors += [tile.tile.weight, tile.get_mapping_scales(), tile.get_learned_out_scales(), _alpha(tile)]
         tensors.append(self._bias())
         return tensors

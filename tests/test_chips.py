@@ -123,6 +123,9 @@ def test_copy_from_is_bit_identical_to_programming(model):
     assert [float(t.alpha) for _, t in analog_tiles(twin)] == alphas
     follower.copy_from(leader.drift(3600.0)).drift(86400.0)  # drifting a copied chip re-draws it from the seed
     assert digest(follower.weights()) == digest(copied)
+    next(iter(follower.targets().values())).add_(1e-3)  # a target changed in place after the pair was checked
+    with pytest.raises(ValueError, match="cannot copy chips"):
+        follower.copy_from(leader)
 
 
 def test_relative_gaussian_statistics_on_a_real_layer(model):
