@@ -40,8 +40,7 @@ from torch import Tensor, nn
 
 import device_models
 from analog_peft.convert import analog_tiles
-from device_models import DeviceModel, ProgrammedState, Workspace, make_generator
-from device_models.base import chunks, thread_ranges
+from device_models import DeviceModel, ProgrammedState, Workspace, make_generator, portable
 
 _R = TypeVar("_R")
 
@@ -112,15 +111,15 @@ class ChipProgrammer:
         dm = self.device_model
         chip = int(chip)
 
-        def one(tl: _Tile, work: Workspace, threads: int | None) -> tuple[float, float]:
+        def one(tl: _Tile, work: Workspace) -> tuple[float, float]:
             weight = tl.tile.tile.weight
             if dm is None:
                 tl.state = ProgrammedState(target=tl.target)
                 weight.data.copy_(tl.target)
                 return 1.0, 1.0
-            state = self._draws(tl, chip, work, threads)
+            state = self._draws(tl, chip, work)
             dm.programmed_into(state, weight.data, work)  # the chip at t = 0, written directly
-            return _mean_abs(weight, work, threads), 1.0  # α = baseline / mean|W(0)| = 1, exactly
+            return _mean_abs(weight, tl.key, chip, 0.0), 1.0  # α = baseline / mean|W(0)| = 1, exactly
 
         for tl, (baseline, alpha) in self._each_tile(one):
             tl.baseline = baseline
@@ -143,17 +142,20 @@ class ChipProgrammer:
         if dm is not None and t != 0.0:
             dm.check_time(t)
 
-        def one(tl: _Tile, work: Workspace, threads: int | None) -> tuple[float, float]:
+        def one(tl: _Tile, work: Workspace) -> tuple[float, float]:
             weight = tl.tile.tile.weight
             if dm is None:
                 weight.data.copy_(tl.target)
                 return tl.baseline, 1.0
-            state = tl.state if tl.state is not None else self._draws(tl, chip, work, threads)
+            state = tl.state if tl.state is not None else self._draws(tl, chip, work)
             if t == 0.0:
                 dm.programmed_into(state, weight.data, work)
             else:
-                dm.read_into(state, t, self._gen(tl, chip, "read", t), weight.data, work, threads=threads)
-            alpha = tl.baseline / _mean_abs(weight, work, threads) if self.compensate_drift else 1.0
+                dm.read_into(state, t, self._gen(tl, chip, "read", t), weight.data, work)
+            if not self.compensate_drift:
+                _check_finite(weight, tl.key, chip, t)
+                return tl.baseline, 1.0
+            return tl.baseline, tl.baseline / _mean_abs(weight, tl.key, chip, t)
             return tl.baseline, alpha
 
         for tl, (_, alpha) in self._each_tile(one):
@@ -267,7 +269,7 @@ class ChipProgrammer:
         return {tl.key: tl.target for tl in self._tiles}
 
     # -- internals -------------------------------------------------------------------------------
-    def _draws(self, tl: _Tile, chip: int, work: Workspace, threads: int | None) -> ProgrammedState:
+    def _draws(self, tl: _Tile, chip: int, work: Workspace) -> ProgrammedState:
         """Chip ``chip``'s programming draws for tile ``tl`` (kept in ``tl.state`` when ``keep_state``).
 
         The buffers of the previous draws are overwritten instead of re-allocated: the tile's own (a
@@ -277,30 +279,28 @@ class ChipProgrammer:
         gen = self._gen(tl, chip, "program")
         if self.keep_state:
             reuse = tl.state if tl.state is not None else tl.spare
-            tl.state, tl.spare = self.device_model.program_into(tl.target, gen, work, reuse, threads=threads), None
+            tl.state, tl.spare = self.device_model.program_into(tl.target, gen, work, reuse), None
             return tl.state
-        state = self.device_model.program_into(tl.target, gen, work, self._spare.get(id(work)), threads=threads)
+        state = self.device_model.program_into(tl.target, gen, work, self._spare.get(id(work)))
         self._spare[id(work)] = state
         return state
 
     def _gen(self, tl: _Tile, chip: int, purpose: str, *extra: float) -> torch.Generator:
         return make_generator(derive_seed(self.seed, int(chip), tl.key, purpose, *extra), tl.target.device)
 
-    def _each_tile(self, fn: Callable[[_Tile, Workspace, int | None], _R]) -> list[tuple[_Tile, _R]]:
-        """``fn(tile, workspace, threads)`` for every tile.
+    def _each_tile(self, fn: Callable[[_Tile, Workspace], _R]) -> list[tuple[_Tile, _R]]:
+        """``fn(tile, workspace)`` for every tile.
 
-        CPU models that are ``thread_exact`` (PCM): with torch's ``n`` threads, the tiles are shared out
-        among ``n`` Python threads that each run torch on one thread; every op that torch would have split
-        over its ``n`` threads is split the same way by the model (``device_models.base.thread_ranges``),
-        so the results are bit-identical to one tile after the other on ``n`` threads. No op waits at a
-        barrier for a descheduled thread (which dominated on a loaded machine), and chunks stay in cache.
-        Otherwise: one tile after the other, torch's threads as set.
+        On CPU with torch's ``n > 1`` threads, the tiles are shared out among ``n`` Python threads that
+        each run torch on one thread (largest tile first): no op waits at a barrier for a descheduled
+        thread (which dominated on a loaded machine), and chunks stay in cache. Every tile draws from its
+        own generator with portable kernels (``device_models.portable``), so the result does not depend
+        on the number of threads or on which thread took which tile.
         """
         threads = torch.get_num_threads()
-        dm = self.device_model
         cpu = all(tl.target.device.type == "cpu" for tl in self._tiles)
-        if dm is None or not dm.thread_exact or not cpu:
-            return [(tl, fn(tl, self._works[0], None)) for tl in self._tiles]
+        if self.device_model is None or not cpu or threads == 1:
+            return [(tl, fn(tl, self._works[0])) for tl in self._tiles]
         while len(self._works) < threads:
             self._works.append(Workspace())
         queue = iter(sorted(self._tiles, key=lambda tl: -tl.target.numel()))  # largest first
@@ -313,16 +313,13 @@ class ChipProgrammer:
                     tl = next(queue, None)
                 if tl is None:
                     return
-                results[id(tl)] = fn(tl, work, threads)
+                results[id(tl)] = fn(tl, work)
 
         torch.set_num_threads(1)
         try:
-            if threads == 1:
-                worker(self._works[0])
-            else:
-                with ThreadPoolExecutor(threads) as pool:
-                    for fut in [pool.submit(worker, self._works[i]) for i in range(threads)]:
-                        fut.result()
+            with ThreadPoolExecutor(threads) as pool:
+                for fut in [pool.submit(worker, self._works[i]) for i in range(threads)]:
+                    fut.result()
         finally:
             torch.set_num_threads(threads)
         return [(tl, results[id(tl)]) for tl in self._tiles]
@@ -347,27 +344,27 @@ class ChipProgrammer:
                 )
 
 
-def _mean_abs(weight: Tensor, work: Workspace, threads: int | None) -> float:
-    """``float(weight.abs().mean().clamp_min(1e-12))`` without allocating, with the bits of ``threads`` threads.
+def _mean_abs(weight: Tensor, key: str, chip: int, t: float) -> float:
+    """``mean |W|`` (floored at 1e-12), exact and independent of ISA, threads and order; refuses
+    non-finite weights."""
+    try:
+        return max(portable.mean_abs(weight), 1e-12)
+    except ValueError:
+        _check_finite(weight, key, chip, t)
+        raise
 
-    torch sums over ``threads`` threads as one partial sum per thread range (``thread_ranges``), added up
-    in thread order; with ``threads`` given (torch on one thread here), that is reproduced.
-    """
-    w = weight.detach()
-    scratch = work.get("abs", w.shape, w)
-    if not w.is_contiguous():
-        torch.abs(w, out=scratch)
-        return float(scratch.mean().clamp_min(1e-12))
-    flat, out = w.view(-1), scratch.view(-1)
-    for s in chunks(w.numel(), w.device):
-        torch.abs(flat[s], out=out[s])
-    ranges = thread_ranges(out.numel(), threads)
-    if len(ranges) == 1:
-        return float(out.mean().clamp_min(1e-12))
-    total = torch.zeros((), dtype=out.dtype, device=out.device)
-    for s in ranges:
-        total = total + out[s].sum()
-    return float(total.div_(out.numel()).clamp_min(1e-12))
+
+class NonFiniteChipError(FloatingPointError):
+    """A programmed or drifted tile holds inf or NaN weights (device-model parameters out of range)."""
+
+
+def _check_finite(weight: Tensor, key: str, chip: int, t: float) -> None:
+    if not bool(torch.isfinite(weight).all()):
+        bad = int((~torch.isfinite(weight)).sum())
+        raise NonFiniteChipError(
+            f"chip {chip} at t = {t:g} s: tile {key} has {bad} non-finite weights (inf/NaN) after "
+            "programming: the device-model parameters are out of range (e.g. a huge noise scale)"
+        )
 
 
 def _set_alpha(tile: TorchInferenceTile, alpha: float) -> None:

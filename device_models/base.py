@@ -20,6 +20,10 @@ from typing import Any, ClassVar
 import torch
 from torch import Generator, Tensor
 
+from device_models.portable import CHUNK, Workspace, chunks, normal
+
+__all__ = ["CHUNK", "DeviceModel", "DeviceModelError", "ProgrammedState", "Workspace", "chunks", "make_generator", "randn"]
+
 
 class DeviceModelError(ValueError):
     """Invalid device-model name, parameter or inference time."""
@@ -64,9 +68,8 @@ class DeviceModel(ABC):
     # -- allocation-free variants (used by analog_peft.chips; same draws, same bits) ---------------
     # Models may override these to compute in place in ``work``'s reusable buffers; the defaults fall
     # back to ``program``/``read``. An override must give bit-identical results to the plain method.
-    #: ``True`` when ``program_into``/``read_into`` reproduce, on one torch thread, the results of the
-    #: plain methods at ``threads`` torch threads (see :func:`thread_ranges`).
-    thread_exact: ClassVar[bool] = False
+    # Every formula uses device_models.portable (never torch's randn/log/exp/pow or float reductions),
+    # so a chip's bits do not depend on the CPU, the thread count or the chunking.
 
     def program_into(
         self,
@@ -74,7 +77,6 @@ class DeviceModel(ABC):
         generator: Generator,
         work: Workspace,
         reuse: ProgrammedState | None = None,
-        threads: int | None = None,
     ) -> ProgrammedState:
         """``program(weights, generator)``, optionally storing the draws in ``reuse``'s tensors."""
         return self.program(weights, generator)
@@ -86,7 +88,6 @@ class DeviceModel(ABC):
         generator: Generator,
         out: Tensor,
         work: Workspace,
-        threads: int | None = None,
     ) -> None:
         """Write ``read(state, t, generator)`` into ``out`` (a tensor shaped like the target)."""
         out.copy_(self.read(state, t, generator))
@@ -125,79 +126,10 @@ class DeviceModel(ABC):
         return f"{self.name}({params})"
 
 
-class Workspace:
-    """Reusable scratch buffers for allocation-free device-model arithmetic.
-
-    Allocating fresh multi-MB tensors for every intermediate makes the OS map and zero new pages each
-    time, which costs more than the arithmetic itself; reusing a few buffers (sized to the largest tile)
-    avoids that. ``get(name, shape, like)`` returns a contiguous view of buffer ``name``, grown on demand;
-    its contents are undefined.
-    """
-
-    def __init__(self) -> None:
-        self._buffers: dict[str, Tensor] = {}
-
-    def get(self, name: str, shape: torch.Size | tuple[int, ...], like: Tensor) -> Tensor:
-        n = math.prod(shape)
-        buf = self._buffers.get(name)
-        if buf is None or buf.numel() < n or buf.dtype != like.dtype or buf.device != like.device:
-            buf = torch.empty(n, dtype=like.dtype, device=like.device)
-            self._buffers[name] = buf
-        return buf[:n].view(shape)
-
-    def clear(self) -> None:
-        """Free every buffer."""
-        self._buffers.clear()
-
-    @property
-    def nbytes(self) -> int:
-        return sum(t.numel() * t.element_size() for t in self._buffers.values())
-
-
-#: Elements per chunk of the CPU element-wise chains (see :func:`chunks`): 512 KiB per float32 buffer,
-#: so a chunk's few buffers stay in a core's L2 cache through a chain of ops, and large enough that
-#: Python/dispatch overhead (a few µs per op) stays small. Measured on the benchmark stack (7.1M weights,
-#: PCM, 2 threads, idle): 16384 → program 0.14 s, drift 0.10 s; 131072 → 0.08 s, 0.065 s; 524288 → 0.072 s,
-#: 0.060 s. The chunk size does not change any result (only IEEE-exact ops are chunked).
-CHUNK = 131072
-
-
-def chunks(n: int, device: torch.device) -> list[slice]:
-    """Slices covering ``range(n)`` for running a chain of IEEE-exact element-wise ops chunk by chunk.
-
-    On CPU, one op on a whole multi-MB tensor is split over torch's threads: with other jobs on the
-    machine, each such op waits for the slowest (descheduled) thread, and streams every buffer through
-    memory once per op. Running a whole chain chunk by chunk on one thread avoids both. Only ops whose
-    result does not depend on how the elements are split may be chunked (``+ - * /``, ``abs``, ``neg``,
-    ``clamp``, ``reciprocal``); ``pow``/``log``/``exp`` (SIMD and scalar code paths round differently at
-    split points) and reductions run on the whole tensor, exactly as before. On GPUs: one slice.
-    """
-    if device.type != "cpu" or n <= CHUNK:
-        return [slice(0, n)]
-    return [slice(i, min(i + CHUNK, n)) for i in range(0, n, CHUNK)]
-
-
-#: ATen's parallelisation grain (``at::internal::GRAIN_SIZE``): smaller ops run on the calling thread.
-GRAIN = 32768
-
-
-def thread_ranges(n: int, threads: int | None) -> list[slice]:
-    """The element ranges torch's ``parallel_for`` (OpenMP) gives each of ``threads`` threads in an
-    element-wise op over ``n`` contiguous elements: ``min(threads, ceil(n / GRAIN))`` ranges of
-    ``ceil(n / that)`` elements. Each range ends in a few elements computed by the scalar (not SIMD) code
-    path, which rounds ``pow``/``log`` differently; calling the op once per range on one thread reproduces
-    the ``threads``-thread result bit for bit. ``None``: the whole tensor in one call (torch splits it).
-    """
-    if threads is None or threads <= 1 or n < GRAIN:
-        return [slice(0, n)]
-    used = min(threads, -(-n // GRAIN))
-    size = -(-n // used)
-    return [slice(i * size, min(n, (i + 1) * size)) for i in range(used) if i * size < n]
-
-
 def randn(like: Tensor, generator: Generator) -> Tensor:
-    """Standard normal draws shaped like ``like`` from ``generator`` (on ``like``'s device)."""
-    return torch.randn(like.shape, generator=generator, device=like.device, dtype=like.dtype)
+    """Standard normal draws shaped like ``like`` from ``generator``: :func:`device_models.portable.normal`
+    (the same bits on every CPU ISA and thread count; torch's ``randn`` is not)."""
+    return normal(like, generator)
 
 
 def make_generator(seed: int, device: torch.device | str = "cpu") -> Generator:

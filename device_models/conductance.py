@@ -32,15 +32,8 @@ from typing import ClassVar
 import torch
 from torch import Generator, Tensor
 
-from device_models.base import (
-    DeviceModel,
-    DeviceModelError,
-    ProgrammedState,
-    Workspace,
-    chunks,
-    randn,
-    thread_ranges,
-)
+from device_models import portable
+from device_models.base import DeviceModel, DeviceModelError, ProgrammedState, Workspace, chunks, randn
 
 #: Lower clip of relative conductances before taking logs (as aihwkit's ``_ZERO_CLIP``).
 ZERO_CLIP = 1e-7
@@ -57,7 +50,7 @@ def polyval(coeffs: tuple[float, ...], x: Tensor) -> Tensor:
 def clipped_log_linear(g_rel: Tensor, law: tuple[float, float, float, float]) -> Tensor:
     """``clamp(slope · ln(g_rel) + intercept, lo, hi)`` for ``law = (slope, intercept, lo, hi)``."""
     slope, intercept, lo, hi = law
-    return (slope * torch.log(g_rel.clamp(min=ZERO_CLIP)) + intercept).clamp(min=lo, max=hi)
+    return (slope * portable.log(g_rel.clamp(min=ZERO_CLIP)) + intercept).clamp(min=lo, max=hi)
 
 
 def _check_finite(owner: str, **values: float) -> None:
@@ -210,6 +203,10 @@ class PowerLawDriftModel(ConductanceModel):
         if self.t0 <= 0 or self.t_read <= 0 or self.prog_coeff_g_max_reference <= 0:
             raise DeviceModelError(f"{self.name}: t0, t_read and prog_coeff_g_max_reference must be > 0")
 
+    def accumulated_read_noise(self, t: float) -> float:
+        """``sqrt(ln((t + t0 + t_read) / (2 t_read)))``: the 1/f noise accumulated since programming."""
+        return math.sqrt(portable.py_log((t + self.t0 + self.t_read) / (2 * self.t_read)))
+
     def prog_sigma(self, g_target: Tensor) -> Tensor:
         """Programming-noise standard deviation (µS) at target conductance ``g_target``."""
         return polyval(self.prog_coeff, g_target / self.g_max) * (self.g_max / self.prog_coeff_g_max_reference)
@@ -232,18 +229,15 @@ class PowerLawDriftModel(ConductanceModel):
     def read_conductances(self, tensors: dict[str, Tensor], t: float, generator: Generator) -> Tensor:
         g_prog, nu = tensors["g_prog"], tensors["nu"]
         t_total = t + self.t0
-        g_drift = g_prog * torch.pow(t_total / self.t0, -nu) if t > 0 else g_prog
+        g_drift = g_prog * portable.exp(-nu * portable.py_log(t_total / self.t0)) if t > 0 else g_prog
         q_s = self.read_noise_q(g_prog.abs() / self.g_max)
-        sig_noise = q_s * math.sqrt(math.log((t_total + self.t_read) / (2 * self.t_read)))
+        sig_noise = q_s * self.accumulated_read_noise(t)
         noise = randn(g_prog, generator)
         return (g_drift + g_drift.abs() * self.read_noise_scale * sig_noise * noise).clamp(min=0.0)
 
     # -- allocation-free variants: the same operations in the same order as program/read above, on
-    # reusable buffers, IEEE-exact ops chunk by chunk (device_models.base.chunks), pow/log on whole
-    # tensors; results are bit-identical (tests/test_chip_fingerprints.py checks it) -----------------
-    # ``thread_exact`` (see DeviceModel) may be set by subclasses whose whole-tensor hooks below honour
-    # ``threads`` (split their pow/log with ``thread_ranges``), as PCM does.
-    def drift_stats_full_(self, g_rel: Tensor, mu: Tensor, sig: Tensor, threads: int | None = None) -> None:
+    # reusable buffers, chunk by chunk; results are bit-identical (tests/test_chip_fingerprints.py) -----
+    def drift_stats_full_(self, g_rel: Tensor, mu: Tensor, sig: Tensor, work: Workspace) -> None:
         """Whole-tensor part of :meth:`drift_stats` into ``mu``/``sig`` (may overwrite ``g_rel``)."""
         m, s = self.drift_stats(g_rel)
         mu.copy_(m)
@@ -252,7 +246,7 @@ class PowerLawDriftModel(ConductanceModel):
     def drift_stats_chunk_(self, g_rel: Tensor, mu: Tensor, sig: Tensor) -> None:
         """Chunkable rest of :meth:`drift_stats` after :meth:`drift_stats_full_` (here: nothing)."""
 
-    def read_noise_q_full_(self, g_rel: Tensor, threads: int | None = None) -> None:
+    def read_noise_q_full_(self, g_rel: Tensor, work: Workspace) -> None:
         """Whole-tensor part of :meth:`read_noise_q`, in place."""
         g_rel.copy_(self.read_noise_q(g_rel))
 
@@ -280,7 +274,6 @@ class PowerLawDriftModel(ConductanceModel):
         generator: Generator,
         work: Workspace,
         reuse: ProgrammedState | None = None,
-        threads: int | None = None,
     ) -> ProgrammedState:
         if not self.differential:
             return self.program(weights, generator)
@@ -292,7 +285,7 @@ class PowerLawDriftModel(ConductanceModel):
         gt, gp, nf = g_target.view(-1), g_prog.view(-1), nu.view(-1)
         a, b = work.get("a", (n,), g_target), work.get("b", (n,), g_target)
         parts = chunks(n, g_target.device)
-        torch.randn(shape, generator=generator, out=a.view(shape))
+        portable.normal_(a, generator, work)
         for s in parts:  # g_prog = (g_T + pns·σ_prog(g_T)·ξ).clamp(0); g_rel = (g_T / g_max).abs().clamp(ZERO_CLIP)
             bs = b[s]
             self._prog_sigma_chunk(gt[s], bs, x=gp[s])
@@ -303,10 +296,10 @@ class PowerLawDriftModel(ConductanceModel):
             torch.div(gt[s], self.g_max, out=bs)
             bs.abs_()
             bs.clamp_(min=ZERO_CLIP)
-        self.drift_stats_full_(b.view(shape), nu, a.view(shape), threads)
+        self.drift_stats_full_(b.view(shape), nu, a.view(shape), work)
         for s in parts:
             self.drift_stats_chunk_(b[s], nf[s], a[s])
-        torch.randn(shape, generator=generator, out=b.view(shape))
+        portable.normal_(b, generator, work)
         for s in parts:  # ν = (μ + σ·ξ).abs() · drift_scale
             a[s].mul_(b[s])
             torch.add(nf[s], a[s], out=nf[s])
@@ -322,7 +315,6 @@ class PowerLawDriftModel(ConductanceModel):
         generator: Generator,
         out: Tensor,
         work: Workspace,
-        threads: int | None = None,
     ) -> None:
         self.check_time(t)
         t = float(t)
@@ -338,12 +330,14 @@ class PowerLawDriftModel(ConductanceModel):
                 torch.neg(nf[s], out=a[s])
             torch.abs(gp[s], out=b[s])
             b[s].div_(self.g_max)
-        if drift:  # ((t + t0)/t0)^(-ν), split as torch splits it over ``threads``
-            for s in thread_ranges(n, threads):
-                torch.pow(t_total / self.t0, a[s], out=a[s])
-        self.read_noise_q_full_(b.view(shape), threads)
+        if drift:  # ((t + t0)/t0)^(-ν) = exp(-ν · ln((t + t0)/t0))
+            log_ratio = portable.py_log(t_total / self.t0)
+            for s in parts:
+                a[s].mul_(log_ratio)
+            portable.exp_(a, work)
+        self.read_noise_q_full_(b.view(shape), work)
         g_drift = a if drift else gp
-        accumulated = math.sqrt(math.log((t_total + self.t_read) / (2 * self.t_read)))
+        accumulated = self.accumulated_read_noise(t)
         for s in parts:  # g_drift = g_prog·(...); σ = Q_s·sqrt(...); |g_drift|·read_noise_scale·σ
             if drift:
                 torch.mul(gp[s], a[s], out=a[s])
@@ -352,7 +346,7 @@ class PowerLawDriftModel(ConductanceModel):
             torch.abs(g_drift[s], out=c[s])
             c[s].mul_(self.read_noise_scale)
             c[s].mul_(b[s])
-        torch.randn(shape, generator=generator, out=b.view(shape))
+        portable.normal_(b, generator, work)
         for s in parts:  # (g_drift + ...·ξ).clamp(0)
             c[s].mul_(b[s])
             torch.add(g_drift[s], c[s], out=c[s])

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import Generator, Tensor
 
+from device_models import portable
 from device_models.base import DeviceModel, DeviceModelError, ProgrammedState, randn
 from device_models.registry import register
 
@@ -19,7 +20,7 @@ def noise_scale(weights: Tensor, scale: str) -> Tensor:
     if scale == "layer_max":
         return weights.abs().max()
     if scale == "layer_std":
-        return weights.std()
+        return torch.tensor(portable.std(weights), dtype=weights.dtype, device=weights.device)
     if weights.dim() < 2:
         return weights.abs().max()
     return weights.abs().flatten(1).amax(dim=1).reshape(-1, *([1] * (weights.dim() - 1)))

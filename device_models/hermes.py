@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from device_models import portable
 from device_models.base import DeviceModelError
 from device_models.conductance import PowerLawDriftModel
 from device_models.registry import register
@@ -69,41 +70,44 @@ class Hermes(PowerLawDriftModel):
         super().__post_init__()
 
     def drift_stats(self, g_rel: Tensor) -> tuple[Tensor, Tensor]:
-        log_g = torch.log(g_rel)
+        log_g = portable.log(g_rel)
+        g2 = g_rel * g_rel
         mu = _branch(
             g_rel,
             0.0945,
             (-0.0387 * log_g - 0.0182).clamp(0.0720, 0.13),
-            -0.0436 * g_rel**2 - 0.0126 * g_rel + 0.0736,
+            -0.0436 * g2 - 0.0126 * g_rel + 0.0736,
         )
         if self.num_devices == 1:
             sig = _branch(
                 g_rel,
                 0.3039,
                 (-0.0120 * log_g - 0.0023).clamp(0.0124, 0.04),
-                -0.0165 * g_rel**2 + 0.0116 * g_rel + 0.0104,
+                -0.0165 * g2 + 0.0116 * g_rel + 0.0104,
             )
         else:
             sig = _branch(
                 g_rel,
                 0.3055,
                 (-0.0117 * log_g - 0.0057).clamp(0.0091, 0.04),
-                -0.0118 * g_rel**2 + 0.0093 * g_rel + 0.0073,
+                -0.0118 * g2 + 0.0093 * g_rel + 0.0073,
             )
         return mu, sig
 
     def read_noise_q(self, g_rel: Tensor) -> Tensor:
-        log_g = torch.log(g_rel.clamp(min=1e-30))
+        log_g = portable.log(g_rel.clamp(min=1e-30))
+        g2 = g_rel * g_rel
+        g3 = g2 * g_rel
         if self.num_devices == 1:
             return _branch(
                 g_rel,
                 0.1591,
                 (-0.0078 * log_g + 0.0038).clamp(0.0179, 0.04),
-                0.0664 * g_rel**3 - 0.1352 * g_rel**2 + 0.0768 * g_rel + 0.0088,
+                0.0664 * g3 - 0.1352 * g2 + 0.0768 * g_rel + 0.0088,
             )
         return _branch(
             g_rel,
             0.16,
             (-0.0117 * log_g - 0.0069).clamp(0.015, 0.04),
-            0.0069 * g_rel**3 - 0.0280 * g_rel**2 + 0.0211 * g_rel + 0.0123,
+            0.0069 * g3 - 0.0280 * g2 + 0.0211 * g_rel + 0.0123,
         )

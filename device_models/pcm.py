@@ -7,7 +7,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from device_models.base import DeviceModelError, thread_ranges
+from device_models import portable
+from device_models.base import DeviceModelError, Workspace
 from device_models.conductance import ZERO_CLIP, PowerLawDriftModel, clipped_log_linear
 from device_models.registry import register
 
@@ -57,16 +58,13 @@ class PCM(PowerLawDriftModel):
         return clipped_log_linear(g_rel, self.nu_mean), clipped_log_linear(g_rel, self.nu_std)
 
     def read_noise_q(self, g_rel: Tensor) -> Tensor:
-        return (0.0088 / torch.pow(g_rel, 0.65).clamp(min=1e-3)).clamp(max=0.2)
+        return (0.0088 / portable.pow(g_rel, 0.65).clamp(min=1e-3)).clamp(max=0.2)
 
-    # split for device_models.base.chunks: the log / pow on the whole tensor, the rest chunk by chunk
-    # (same operations in the same order; ``c / x`` is ``x.reciprocal() * c`` in torch; μ and σ share the log)
-    thread_exact = True
-
-    def drift_stats_full_(self, g_rel: Tensor, mu: Tensor, sig: Tensor, threads: int | None = None) -> None:
-        flat = g_rel.view(-1)
-        for s in thread_ranges(flat.numel(), threads):
-            torch.log(flat[s].clamp_(min=ZERO_CLIP), out=flat[s])
+    # the fused forms of the two laws (same operations in the same order; ``c / x`` is
+    # ``x.reciprocal() * c`` in torch; μ and σ share the log)
+    def drift_stats_full_(self, g_rel: Tensor, mu: Tensor, sig: Tensor, work: Workspace) -> None:
+        g_rel.clamp_(min=ZERO_CLIP)
+        portable.log_(g_rel, work)
 
     def drift_stats_chunk_(self, g_rel: Tensor, mu: Tensor, sig: Tensor) -> None:
         for law, out in ((self.nu_mean, mu), (self.nu_std, sig)):
@@ -75,10 +73,8 @@ class PCM(PowerLawDriftModel):
             out.add_(intercept)
             out.clamp_(min=lo, max=hi)
 
-    def read_noise_q_full_(self, g_rel: Tensor, threads: int | None = None) -> None:
-        flat = g_rel.view(-1)
-        for s in thread_ranges(flat.numel(), threads):
-            torch.pow(flat[s], 0.65, out=flat[s])
+    def read_noise_q_full_(self, g_rel: Tensor, work: Workspace) -> None:
+        portable.pow_(g_rel, 0.65, work)
 
     def read_noise_q_chunk_(self, q: Tensor) -> None:
         q.clamp_(min=1e-3)

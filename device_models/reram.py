@@ -5,14 +5,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import torch
 from torch import Generator, Tensor
 
+from device_models import portable
 from device_models.base import DeviceModelError, randn
 from device_models.conductance import ConductanceModel, _check_finite, polyval
 from device_models.registry import register
 
 DAY = 86400.0
+_INV_LN10 = 0.4342944819032518  # log10(x) = ln(x) / ln(10)
 
 #: Wan et al. 2022 deviation-std polynomials (µS at g_max = 40 µS, ascending powers of g/g_max) per time.
 WAN2022_COEFFS: dict[float, tuple[float, ...]] = {
@@ -134,10 +135,10 @@ class ReRAMCMO(ConductanceModel):
         g_prog = tensors["g_prog"]
         if t == 0:
             return g_prog
-        log_t = math.log(t)
+        log_t = portable.py_log(t)
         sigma_relax = self.decay_std[0] * log_t + self.decay_std[1]
         g_drift = g_prog + self.drift_scale * (self.decay_mean * log_t + sigma_relax * randn(g_prog, generator))
-        accumulated = math.sqrt(math.log((t + self.t_read) / (2 * self.t_read)))
-        sigma_read = self.read_k * torch.log10(g_drift.clamp(min=1e-30)) * accumulated
+        accumulated = math.sqrt(portable.py_log((t + self.t_read) / (2 * self.t_read)))
+        sigma_read = self.read_k * (portable.log(g_drift.clamp(min=1e-30)) * _INV_LN10) * accumulated
         g_final = g_drift + self.read_noise_scale * sigma_read * randn(g_prog, generator)
         return g_final.clamp(min=self.g_min, max=self.g_max)

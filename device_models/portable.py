@@ -1,0 +1,385 @@
+"""Portable float32 math: the same bits on every CPU vector ISA, thread count and chunking.
+
+torch's ``randn``, ``log``, ``exp`` and ``pow`` are vectorised with ISA-specific kernels (SLEEF on AVX2 /
+AVX-512, libm in the ``default`` kernels; the scalar tail of each thread's range takes yet another path),
+so their last bits depend on the CPU and on ``torch.get_num_threads()``; float reductions (``sum``,
+``mean``, ``std``) depend on the order in which vector lanes and threads add up. A chip that is a pure
+function of its seed must not use them. Everything here is built from IEEE-754 operations that are
+correctly rounded on every ISA (``+ - * /``, ``sqrt``, comparisons, ``abs``, ``clamp``, ``round``,
+integer and bit operations), one torch op at a time (so no compiler fuses two roundings into an FMA), and
+from the integer stream of the ``torch.Generator`` (serial Mersenne Twister on CPU):
+
+* :func:`normal_` — Box–Muller from 24-bit uniforms: ``r = sqrt(-2 ln u1)``, angle from ``u2``;
+* :func:`log_` / :func:`exp_` — fdlibm's ``logf`` / ``expf`` reductions and polynomials (< 1 ulp);
+* :func:`pow_` (``x^p``) and :func:`scalar_pow_` (``b^x``) as ``exp(p · ln x)``;
+* :func:`exact_sum` — the exact sum of float32 values, in integer fixed point (independent of order);
+* :func:`py_log` — a scalar ``ln`` in pure Python arithmetic (CPython's ``math.log`` is the C library's,
+  whose FMA and non-FMA variants may differ in the last bit).
+
+The in-place kernels run chunk by chunk (:data:`CHUNK` elements) in a :class:`Workspace`'s reusable
+buffers; the chunking and the thread count change nothing in the result. Domains: ``log_`` takes
+positive normal floats, ``exp_`` clamps its argument to ``[-87, 88]`` (results ``>= 1.6e-38``),
+``normal_`` gives ``|z| <= 5.77`` (24-bit uniforms, as torch's own ``randn``).
+
+These draws and formulas are the chip scheme :data:`SCHEME`, recorded in every run manifest; changing
+any of them is a new scheme (and every published chip table must be redone).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Generator, Tensor
+
+#: Name of the chip scheme (draws + formulas) recorded in run manifests; bump on any change of them.
+SCHEME = "portable-1"
+
+#: Elements per chunk of an element-wise chain: its scratch buffers stay in a core's cache, and the
+#: Python/dispatch overhead (a few µs per op) stays small. Chunking never changes a result here.
+CHUNK = 131072
+
+# fdlibm e_logf.c (FreeBSD): ln x = k ln2 + ln(1+f), ln(1+f) = f - f²/2 + s(f²/2 + R(s²)), s = f/(2+f)
+_LOG_LN2_HI = 6.9313812256e-01
+_LOG_LN2_LO = 9.0580006145e-06
+_LG1, _LG2, _LG3, _LG4 = 0.66666662693, 0.40000972152, 0.28498786688, 0.24279078841
+_SQRT2 = 1.4142135
+# fdlibm e_expf.c: x = k ln2 + r, e^r = 1 - ((lo - r c / (2 - c)) - hi), c = r - r²(P1 + r² P2)
+_EXP_LN2_HI = 6.9314575195e-01
+_EXP_LN2_LO = 1.4286067653e-06
+_INV_LN2 = 1.4426950216
+_P1, _P2 = 1.6666625440e-1, -2.7667332906e-3
+_X_MIN, _X_MAX = -87.0, 88.0
+# sin / cos on [-π/4, π/4]: Taylor series to x^9 / x^10 (truncation < 2e-9)
+_SIN = (-1.0 / 6.0, 1.0 / 120.0, -1.0 / 5040.0, 1.0 / 362880.0)
+_COS = (-0.5, 1.0 / 24.0, -1.0 / 720.0, 1.0 / 40320.0, -1.0 / 3628800.0)
+_HALF_PI = math.pi / 2
+_BITS = 24  # uniform resolution
+
+
+def chunks(n: int, device: torch.device) -> list[slice]:
+    """Slices covering ``range(n)`` of at most :data:`CHUNK` elements (one slice on GPUs)."""
+    if device.type != "cpu" or n <= CHUNK:
+        return [slice(0, n)]
+    return [slice(i, min(i + CHUNK, n)) for i in range(0, n, CHUNK)]
+
+
+class Workspace:
+    """Reusable scratch buffers (allocating fresh multi-MB tensors costs page faults on every call).
+
+    ``get(name, shape, like, dtype)`` returns a contiguous view of buffer ``name``, grown on demand; its
+    contents are undefined. Use one workspace per thread.
+    """
+
+    def __init__(self) -> None:
+        self._buffers: dict[str, Tensor] = {}
+
+    def get(
+        self, name: str, shape: torch.Size | tuple[int, ...], like: Tensor, dtype: torch.dtype | None = None
+    ) -> Tensor:
+        n = math.prod(shape)
+        dtype = dtype or like.dtype
+        buf = self._buffers.get(name)
+        if buf is None or buf.numel() < n or buf.dtype != dtype or buf.device != like.device:
+            buf = torch.empty(n, dtype=dtype, device=like.device)
+            self._buffers[name] = buf
+        return buf[:n].view(shape)
+
+    def clear(self) -> None:
+        """Free every buffer."""
+        self._buffers.clear()
+
+    @property
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in self._buffers.values())
+
+
+def _flat(x: Tensor) -> Tensor:
+    if x.dtype != torch.float32 or not x.is_contiguous():
+        raise TypeError(f"portable kernels work in place on contiguous float32 tensors, got {x.dtype}")
+    return x.view(-1)
+
+
+def _scratch(work: Workspace, like: Tensor, n: int, **dtypes: torch.dtype) -> list[Tensor]:
+    size = min(n, CHUNK) if like.device.type == "cpu" else n
+    return [work.get(f"portable.{name}", (size,), like, dtype) for name, dtype in dtypes.items()]
+
+
+_F, _I, _B = torch.float32, torch.int32, torch.bool
+
+
+# -- ln -------------------------------------------------------------------------------------------------
+
+
+def _log_chunk(x: Tensor, f: Tensor, s: Tensor, z: Tensor, w: Tensor, m_bits: Tensor, i: Tensor, big: Tensor) -> None:
+    """``x ← ln x`` for positive normal float32 ``x`` (fdlibm ``logf``); the other tensors are scratch."""
+    bits = x.view(_I)
+    torch.bitwise_right_shift(bits, 23, out=i)  # biased exponent (x > 0: no sign bit)
+    i.sub_(127)
+    torch.bitwise_and(bits, 0x007FFFFF, out=m_bits)
+    m_bits.bitwise_or_(0x3F800000)
+    m = m_bits.view(_F)  # mantissa in [1, 2)
+    torch.gt(m, _SQRT2, out=big)  # m > √2: use m/2 in [0.707, 1) and exponent + 1
+    w.copy_(big)
+    w.mul_(-0.5)
+    w.add_(1.0)
+    m.mul_(w)  # × 0.5 or × 1: exact
+    i.add_(big)
+    torch.sub(m, 1.0, out=f)  # f = m - 1, exact
+    torch.add(f, 2.0, out=s)
+    torch.div(f, s, out=s)  # s = f / (2 + f)
+    torch.mul(s, s, out=z)  # z = s²
+    torch.mul(z, z, out=w)  # w = z²
+    torch.mul(w, _LG4, out=x)  # t1 = w (Lg2 + w Lg4)
+    x.add_(_LG2)
+    x.mul_(w)
+    w.mul_(_LG3)  # t2 = z (Lg1 + w Lg3)
+    w.add_(_LG1)
+    w.mul_(z)
+    x.add_(w)  # R = t2 + t1
+    torch.mul(f, f, out=z)  # hfsq = f²/2
+    z.mul_(0.5)
+    x.add_(z)  # ln = k ln2_hi - ((hfsq - (s (hfsq + R) + k ln2_lo)) - f)
+    x.mul_(s)
+    w.copy_(i)  # k as float, exact
+    s.copy_(w)
+    w.mul_(_LOG_LN2_LO)
+    x.add_(w)
+    torch.sub(z, x, out=x)
+    x.sub_(f)
+    s.mul_(_LOG_LN2_HI)
+    torch.sub(s, x, out=x)
+
+
+def log_(x: Tensor, work: Workspace) -> Tensor:
+    """``x ← ln x`` in place (positive normal float32 values)."""
+    flat = _flat(x)
+    n = flat.numel()
+    scratch = _scratch(work, flat, n, f=_F, s=_F, z=_F, w=_F, m=_I, i=_I, big=_B)
+    for sl in chunks(n, flat.device):
+        k = sl.stop - sl.start
+        _log_chunk(flat[sl], *(b[:k] for b in scratch))
+    return x
+
+
+# -- exp ------------------------------------------------------------------------------------------------
+
+
+def _exp_chunk(x: Tensor, k: Tensor, hi: Tensor, lo: Tensor, c: Tensor, t: Tensor, ki: Tensor) -> None:
+    """``x ← e^x`` for float32 ``x`` clamped to ``[-87, 88]`` (fdlibm ``expf``); the rest are scratch."""
+    x.clamp_(_X_MIN, _X_MAX)
+    torch.mul(x, _INV_LN2, out=k)
+    k.round_()  # k = round(x / ln2), exact
+    torch.mul(k, _EXP_LN2_HI, out=hi)  # exact (ln2_hi has trailing zero bits)
+    torch.sub(x, hi, out=hi)  # hi = x - k ln2_hi
+    torch.mul(k, _EXP_LN2_LO, out=lo)
+    torch.sub(hi, lo, out=x)  # r = hi - lo
+    torch.mul(x, x, out=t)  # c = r - r²(P1 + r² P2)
+    torch.mul(t, _P2, out=c)
+    c.add_(_P1)
+    c.mul_(t)
+    torch.sub(x, c, out=c)
+    torch.mul(x, c, out=t)  # e^r = 1 - ((lo - r c / (2 - c)) - hi)
+    c.neg_()
+    c.add_(2.0)
+    t.div_(c)
+    torch.sub(lo, t, out=t)
+    t.sub_(hi)
+    t.neg_()
+    t.add_(1.0)
+    ki.copy_(k)  # 2^k built from its bits: exact
+    ki.add_(127)
+    ki.bitwise_left_shift_(23)
+    torch.mul(t, ki.view(_F), out=x)
+
+
+def exp_(x: Tensor, work: Workspace) -> Tensor:
+    """``x ← e^x`` in place (float32; the argument is clamped to ``[-87, 88]``)."""
+    flat = _flat(x)
+    n = flat.numel()
+    scratch = _scratch(work, flat, n, k=_F, hi=_F, lo=_F, c=_F, t=_F, ki=_I)
+    for sl in chunks(n, flat.device):
+        k = sl.stop - sl.start
+        _exp_chunk(flat[sl], *(b[:k] for b in scratch))
+    return x
+
+
+def pow_(x: Tensor, p: float, work: Workspace) -> Tensor:
+    """``x ← x^p`` in place for positive normal float32 ``x``: ``exp(p · ln x)``."""
+    log_(x, work)
+    for sl in chunks(x.numel(), x.device):
+        x.view(-1)[sl].mul_(p)
+    return exp_(x, work)
+
+
+def scalar_pow_(base: float, x: Tensor, work: Workspace) -> Tensor:
+    """``x ← base^x`` in place (``base > 0``): ``exp(x · ln base)`` with a portable scalar ``ln``."""
+    if not base > 0:
+        raise ValueError(f"scalar_pow_: base must be > 0, got {base}")
+    log_base = py_log(base)
+    for sl in chunks(x.numel(), x.device):
+        x.view(-1)[sl].mul_(log_base)
+    return exp_(x, work)
+
+
+# -- normal draws -----------------------------------------------------------------------------------------
+
+
+def _sincos_chunk(u2: Tensor, out_c: Tensor, out_s: Tensor, p2: Tensor, q: Tensor, swap: Tensor) -> None:
+    """Unit vector at a uniform angle from 24-bit ints ``u2``: 2 bits pick the quadrant, 22 bits the
+    angle φ in [-π/4, π/4) within it; ``out_c``/``out_s`` get (cos, sin) of quadrant·π/2 + φ."""
+    torch.bitwise_right_shift(u2, _BITS - 2, out=q)  # quadrant 0..3
+    u2.bitwise_and_((1 << (_BITS - 2)) - 1)
+    phi = out_s
+    phi.copy_(u2)  # exact int → float
+    phi.mul_(2.0 ** -(_BITS - 2))
+    phi.sub_(0.5)
+    phi.mul_(_HALF_PI)
+    torch.mul(phi, phi, out=p2)
+    torch.mul(p2, _COS[4], out=out_c)  # cos φ = 1 + p2 (C1 + p2 (C2 + ...))
+    for coeff in reversed(_COS[:4]):
+        out_c.add_(coeff)
+        out_c.mul_(p2)
+    out_c.add_(1.0)
+    sin_poly = u2.view(_F)  # u2's bits are no longer needed: its storage holds the sine polynomial
+    torch.mul(p2, _SIN[3], out=sin_poly)  # sin φ = φ + φ p2 (S1 + p2 (S2 + ...))
+    for coeff in reversed(_SIN[:3]):
+        sin_poly.add_(coeff)
+        sin_poly.mul_(p2)
+    sin_poly.mul_(phi)
+    phi.add_(sin_poly)  # out_s = sin φ
+    # rotate by the quadrant: q odd → (−sin, cos); q ≥ 2 → negate both
+    torch.bitwise_and(q, 1, out=u2)
+    torch.ne(u2, 0, out=swap)
+    p2.copy_(out_c)
+    torch.where(swap, out_s, out_c, out=out_c)
+    torch.where(swap, p2, out_s, out=out_s)
+    # after the swap out_c holds sin where swapped; negate it there
+    p2.copy_(swap)
+    p2.mul_(-2.0)
+    p2.add_(1.0)  # −1 where swapped, +1 elsewhere
+    out_c.mul_(p2)
+    torch.bitwise_and(q, 2, out=u2)
+    p2.copy_(u2)
+    p2.neg_()
+    p2.add_(1.0)  # q & 2 ∈ {0, 2} → sign +1 / −1
+    out_c.mul_(p2)
+    out_s.mul_(p2)
+
+
+def normal_(x: Tensor, generator: Generator, work: Workspace) -> Tensor:
+    """Fill float32 ``x`` with standard normal draws from ``generator`` (Box–Muller, same bits anywhere).
+
+    Draws ``2·ceil(n/2)`` 24-bit integers in one pass of the generator; element ``i < h`` and ``h + i``
+    (``h = ceil(n/2)``) are the cosine and sine of the pair made of integers ``i`` and ``h + i``.
+    """
+    flat = _flat(x)
+    n = flat.numel()
+    if n == 0:
+        return x
+    h = (n + 1) // 2
+    ints = work.get("portable.ints", (2 * h,), flat, _I)
+    ints.random_(0, 1 << _BITS, generator=generator)
+    r_buf, c_buf, s_buf, p2, f, z, w, m, i, q, big = _scratch(
+        work, flat, h, r=_F, c=_F, s=_F, p2=_F, f=_F, z=_F, w=_F, m=_I, i=_I, q=_I, big=_B
+    )
+    for sl in chunks(h, flat.device):
+        k = sl.stop - sl.start
+        r = r_buf[:k]
+        r.copy_(ints[sl])  # u1 = (int + 1) / 2^24 in (0, 1]
+        r.add_(1.0)
+        r.mul_(2.0**-_BITS)
+        _log_chunk(r, f[:k], s_buf[:k], z[:k], w[:k], m[:k], i[:k], big[:k])
+        r.mul_(-2.0)
+        r.sqrt_()
+        c, s = c_buf[:k], s_buf[:k]
+        _sincos_chunk(ints[h + sl.start : h + sl.stop], c, s, p2[:k], q[:k], big[:k])
+        torch.mul(r, c, out=flat[sl])
+        hi = min(h + sl.stop, n) - (h + sl.start)
+        if hi > 0:
+            torch.mul(r[:hi], s[:hi], out=flat[h + sl.start : h + sl.start + hi])
+    return x
+
+
+# -- exact reductions -----------------------------------------------------------------------------------
+
+
+def exact_sum(x: Tensor, top: float | None = None) -> float:
+    """The sum of float32 ``x``, independent of order, ISA and threads (fixed-point integers).
+
+    Each value is truncated to a multiple of ``2^-52 · 2^⌈log2 max|x|⌉`` (error ≤ n · 2^-51 · max|x|),
+    split into two 26-bit halves and summed exactly in int64. ``top``: ``max |x|`` if already known.
+    Raises ``ValueError`` on inf/NaN.
+    """
+    flat = x.detach().reshape(-1)
+    if flat.numel() == 0:
+        return 0.0
+    top = float(flat.abs().max()) if top is None else top
+    if not math.isfinite(top):
+        raise ValueError(f"exact_sum of non-finite values (max |x| = {top})")
+    if top == 0.0:
+        return 0.0
+    shift = 52 - math.frexp(top)[1]  # max |x| · 2^shift < 2^52
+    scale, total = math.ldexp(1.0, shift), 0
+    for sl in chunks(flat.numel(), flat.device):
+        v = flat[sl].double().mul_(scale).trunc_().to(torch.int64)  # × 2^shift: exact
+        hi = torch.bitwise_right_shift(v, 26)
+        total += int(hi.sum()) * (1 << 26) + int(v.bitwise_and_((1 << 26) - 1).sum())
+    return math.ldexp(float(total), -shift)
+
+
+def mean_abs(x: Tensor) -> float:
+    """``mean |x|`` of a float32 tensor, independent of ISA, threads and order."""
+    absx = x.detach().abs()
+    return exact_sum(absx, float(absx.max()) if absx.numel() else 0.0) / max(x.numel(), 1)
+
+
+def std(x: Tensor) -> float:
+    """Sample standard deviation (``n - 1``) of float32 ``x``, independent of ISA, threads and order."""
+    n = x.numel()
+    if n < 2:
+        return float("nan")
+    mean = exact_sum(x) / n
+    dev = x.detach().reshape(-1) - torch.tensor(mean, dtype=x.dtype, device=x.device)
+    return math.sqrt(exact_sum(dev * dev) / (n - 1))
+
+
+# -- scalars --------------------------------------------------------------------------------------------
+
+
+def py_log(v: float) -> float:
+    """``ln v`` for a positive finite float in pure Python arithmetic (IEEE double; |error| < 1e-15·|ln v|)."""
+    if not (v > 0 and math.isfinite(v)):
+        raise ValueError(f"py_log needs a positive finite number, got {v!r}")
+    m, e = math.frexp(v)  # v = m · 2^e, m in [0.5, 1)
+    if m < 0.7071067811865476:
+        m, e = m * 2.0, e - 1
+    s = (m - 1.0) / (m + 1.0)  # ln m = 2 atanh s, |s| < 0.172
+    s2, term, total = s * s, s, 0.0
+    for k in range(1, 40, 2):
+        total += term / k
+        term *= s2
+    return 2.0 * total + e * 0.6931471805599453
+
+
+# -- allocating forms, for readable formulas ------------------------------------------------------------
+
+
+def log(x: Tensor) -> Tensor:
+    """Portable ``ln x`` (a new tensor)."""
+    return log_(x.detach().to(torch.float32).clone(memory_format=torch.contiguous_format), Workspace())
+
+
+def exp(x: Tensor) -> Tensor:
+    """Portable ``e^x`` (a new tensor)."""
+    return exp_(x.detach().to(torch.float32).clone(memory_format=torch.contiguous_format), Workspace())
+
+
+def pow(x: Tensor, p: float) -> Tensor:  # noqa: A001 - the math name
+    """Portable ``x^p`` for positive ``x`` (a new tensor)."""
+    return pow_(x.detach().to(torch.float32).clone(memory_format=torch.contiguous_format), p, Workspace())
+
+
+def normal(like: Tensor, generator: Generator) -> Tensor:
+    """Standard normal draws shaped like ``like`` (float32, on its device) — :func:`normal_`."""
+    return normal_(torch.empty(like.shape, dtype=torch.float32, device=like.device), generator, Workspace())
