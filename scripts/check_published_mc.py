@@ -22,6 +22,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from analog_peft.montecarlo.engine import MonteCarloConfig, run_montecarlo  # noqa: E402
+from analog_peft.montecarlo.files import read_results_csv  # noqa: E402
 
 KEY = ["method", "chip", "t", "metric"]
 
@@ -31,7 +32,7 @@ def check(run_dir: Path, chips: int, scratch: Path) -> int:
     config = json.loads((run_dir / "manifest.json").read_text())["config"]
     config["n_chips"] = chips
     new = run_montecarlo(MonteCarloConfig.from_dict(config), scratch / run_dir.name, progress=False)
-    old = pd.read_csv(run_dir / "results.csv")
+    old = read_results_csv(run_dir / "results.csv")
     old = old[old.chip < chips].set_index(KEY).sort_index()["value"].rename("committed")
     new = new.set_index(KEY).sort_index()["value"].rename("now")
     both = pd.concat([old, new], axis=1)

@@ -24,6 +24,7 @@ import pandas as pd
 
 from analog_peft.montecarlo import stats
 from analog_peft.montecarlo.engine import MethodSpec, MonteCarloConfig, collect, run_montecarlo
+from analog_peft.montecarlo.files import read_results_csv
 
 #: (display name, training run under the SST-2 runs dir) compared in (b)
 ROBUSTNESS_METHODS = [
@@ -100,7 +101,7 @@ def _load(root: Path, name: str) -> pd.DataFrame | None:
     if not (run / "manifest.json").is_file():
         return None
     # a live run directory (chips/) or an exported one (results.csv + manifest.json only)
-    df = collect(run) if (run / "chips").is_dir() else pd.read_csv(run / "results.csv")
+    df = collect(run) if (run / "chips").is_dir() else read_results_csv(run / "results.csv")
     return df[df["metric"] == "accuracy"]
 
 

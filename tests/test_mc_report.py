@@ -135,3 +135,56 @@ def test_report_renders_in_chromium(tmp_path):
     broken.write_text('<html><body><img src="data:image/png;base64,AAAA"></body></html>')
     bad = check_report_renders(broken, tmp_path / "broken.png")
     assert not bad["ok"] and bad["n_images_decoded"] == 0
+
+
+def test_an_interrupted_report_leaves_the_previous_files_intact(tmp_path, monkeypatch):
+    from analog_peft.montecarlo import files as F
+
+    run = make_run(tmp_path / "run")
+    files = R.write_report(run, n_boot=N_BOOT)
+    written = [files.html, files.markdown, *files.pngs, *files.tables]
+    before = {p: p.read_bytes() for p in written}
+    real_fdopen = F.os.fdopen
+
+    class DiesMidWrite:
+        """Writes half of the data, then the process is 'killed'."""
+
+        def __init__(self, f):
+            self.f = f
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+        def write(self, data):
+            self.f.write(data[: len(data) // 2])
+            self.f.flush()
+            raise KeyboardInterrupt("killed mid-write")
+
+    for k in range(len(written)):  # die while writing the k-th file
+        calls = iter(range(len(written)))
+
+        def fdopen(fd, *args, _k=k, _calls=calls, **kw):
+            f = real_fdopen(fd, *args, **kw)
+            return DiesMidWrite(f) if next(_calls) == _k else f
+
+        monkeypatch.setattr(F.os, "fdopen", fdopen)
+        with pytest.raises(KeyboardInterrupt):
+            R.write_report(run, n_boot=N_BOOT)
+        assert {p: p.read_bytes() for p in written} == before, k
+        assert not list(files.out_dir.glob(".*.tmp")), k
+
+
+def test_method_names_that_read_as_missing_are_kept(tmp_path):
+    run = make_run(tmp_path / "run", methods=("nan", "NA", "None"))
+    df, _ = R.load_run(run)
+    assert list(pd.unique(df.method)) == ["nan", "NA", "None"] and df.method.notna().all()
+    files = R.write_report(run, n_boot=N_BOOT)
+    summary = pd.read_csv(files.out_dir / "summary.csv", keep_default_na=False)
+    assert list(pd.unique(summary.method)) == ["nan", "NA", "None"]
+    paired = pd.read_csv(files.out_dir / "paired.csv", keep_default_na=False)
+    assert {(a, b) for a, b in zip(paired.a, paired.b, strict=True)} == {("nan", "NA"), ("nan", "None"),
+                                                                          ("NA", "None")}
+    assert "<td>nan</td>" in files.html.read_text() and "| NA |" in files.markdown.read_text()

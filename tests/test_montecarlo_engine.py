@@ -195,12 +195,159 @@ def test_manifest_records_config_and_versions(reference_table, adapters, tmp_pat
 
 
 def test_torch_device_is_hashed_only_when_not_the_default() -> None:
-    import hashlib
-    import json
-
     from analog_peft.montecarlo.engine import MethodSpec, MonteCarloConfig
 
     cpu = MonteCarloConfig(methods=[MethodSpec("base")])
-    legacy = {k: v for k, v in cpu.to_dict().items() if k not in ("run", "torch_device", "keep_chip_state")}
-    assert cpu.digest() == hashlib.sha256(json.dumps(legacy, sort_keys=True).encode()).hexdigest()[:16]
+    assert "torch_device" not in cpu.hashed_fields()
     assert MonteCarloConfig(methods=[MethodSpec("base")], torch_device="cuda").digest() != cpu.digest()
+
+
+# -- run-directory integrity: one writer, validated before the manifest, extension, named differences ----
+
+
+def _flock(path: Path, holder: str):
+    """Hold an exclusive flock on ``path`` (as another run would) through a separate open file."""
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    f = path.open("a+")
+    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    f.write(holder)
+    f.flush()
+    return f
+
+
+def test_a_second_writer_is_refused_while_the_directory_is_locked(adapters, tmp_path):
+    from analog_peft.montecarlo.files import RunDirLocked
+
+    out = tmp_path / "locked"
+    held = _flock(out / ".lock", "pid 4242 on otherhost since 2024-01-01 00:00:00\n")
+    try:
+        with pytest.raises(RunDirLocked, match=r"pid 4242 on otherhost.*wait for it to finish or use another --out"):
+            run_montecarlo(small_config(adapters, n_chips=1, times=[1.0]), out, progress=False)
+        assert not (out / "manifest.json").exists() and not (out / "chips").exists()
+    finally:
+        held.close()
+    df = run_montecarlo(small_config(adapters, n_chips=1, times=[1.0]), out, progress=False)  # released: runs
+    assert set(df[df.chip >= 0].chip) == {0}
+    assert f"pid {os.getpid()}" in (out / ".lock").read_text()
+
+
+def test_the_manifest_is_never_a_partial_file(adapters, tmp_path, monkeypatch):
+    from analog_peft.montecarlo import files
+
+    out = tmp_path / "m"
+    run_montecarlo(small_config(adapters, n_chips=1, times=[1.0]), out, progress=False)
+    before = (out / "manifest.json").read_bytes()
+    real_fdopen = os.fdopen
+
+    class HalfWriter:
+        """Writes half of the text, then dies (a kill in the middle of the write)."""
+
+        def __init__(self, f):
+            self.f = f
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+        def write(self, data):
+            self.f.write(data[: len(data) // 2])
+            self.f.flush()
+            raise KeyboardInterrupt("killed mid-write")
+
+    monkeypatch.setattr(files.os, "fdopen", lambda *a, **kw: HalfWriter(real_fdopen(*a, **kw)))
+    with pytest.raises(KeyboardInterrupt):  # extending rewrites the manifest (n_chips)
+        run_montecarlo(small_config(adapters, n_chips=2, times=[1.0]), out, progress=False)
+    assert (out / "manifest.json").read_bytes() == before
+    assert not [p.name for p in out.rglob("*.tmp")]
+
+
+def test_a_broken_adapter_leaves_no_manifest_and_the_fixed_one_runs(adapters, tmp_path):
+    import shutil
+
+    copy = tmp_path / "adapters" / "lora"
+    shutil.copytree(adapters["lora"], copy)
+    weights = copy / "adapter.safetensors"
+    good = weights.read_bytes()
+    weights.write_bytes(good[: len(good) // 3])  # truncated: cannot be loaded
+    cfg = small_config({"grasp": adapters["grasp"], "lora": str(copy)}, n_chips=1, times=[1.0])
+    with pytest.raises(Exception, match="adapter.safetensors"):
+        run_montecarlo(cfg, tmp_path / "x", progress=False)
+    assert not (tmp_path / "x" / "manifest.json").exists() and not (tmp_path / "x" / "digital.csv").exists()
+    weights.write_bytes(good)
+    df = run_montecarlo(cfg, tmp_path / "x", progress=False)
+    assert set(df.method) == {"grasp", "lora"}
+
+
+def test_a_changed_option_is_refused_naming_the_fields(adapters, tmp_path):
+    run_montecarlo(small_config(adapters, n_chips=1, times=[1.0]), tmp_path / "x", progress=False)
+    other = small_config(adapters, n_chips=1, times=[1.0], device={"name": "gaussian", "params": {"eta": 0.02}},
+                         seed=6)
+    with pytest.raises(RunDirMismatch, match=r"device\.params\.eta: 0\.01 → 0\.02; seed: 5 → 6"):
+        run_montecarlo(other, tmp_path / "x", progress=False)
+    with pytest.raises(RunDirMismatch, match=r"device: \{'name': 'gaussian'.*\} → 'pcm'"):
+        run_montecarlo(small_config(adapters, n_chips=1, times=[1.0], device="pcm"), tmp_path / "x",
+                       progress=False)
+
+
+def test_raising_n_chips_extends_a_finished_run(adapters, reference_table, tmp_path):
+    out = tmp_path / "ext"
+    first = run_montecarlo(small_config(adapters, n_chips=2), out, progress=False)
+    assert set(first[first.chip >= 0].chip) == {0, 1}
+    kept = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in (out / "chips").glob("chip_*.csv")}
+    df = run_montecarlo(small_config(adapters, n_chips=3), out, progress=False)
+    pd.testing.assert_frame_equal(df, reference_table)  # the same table as a 3-chip run from scratch
+    assert {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in (out / "chips").glob("chip_*.csv")
+            if p.name in kept} == kept  # the first chips were not redone
+    pd.testing.assert_frame_equal(pd.read_csv(out / "results.csv"), reference_table)
+    assert json.loads((out / "manifest.json").read_text())["n_chips"] == 3
+    assert small_config(adapters, n_chips=2).digest() == small_config(adapters, n_chips=3).digest()
+
+
+def test_lowering_n_chips_reports_the_first_chips(adapters, reference_table, tmp_path):
+    out = tmp_path / "low"
+    run_montecarlo(small_config(adapters, n_chips=3), out, progress=False)
+    low = run_montecarlo(small_config(adapters, n_chips=2), out, progress=False)
+    expected = reference_table[reference_table.chip < 2].reset_index(drop=True)
+    pd.testing.assert_frame_equal(low, expected)
+    assert len(list((out / "chips").glob("chip_*.csv"))) == 3  # kept on disk, counted again when raised
+    pd.testing.assert_frame_equal(run_montecarlo(small_config(adapters, n_chips=3), out, progress=False),
+                                  reference_table)
+
+
+def test_equivalent_paths_are_the_same_configuration(adapters, tmp_path, monkeypatch):
+    from analog_peft.tasks import resolve_data_dir
+
+    data = resolve_data_dir()
+    monkeypatch.delenv("ANALOG_PEFT_DATA", raising=False)
+    out = tmp_path / "paths"
+    run_montecarlo(small_config(adapters, n_chips=1, times=[1.0], data_dir=str(data)), out, progress=False)
+    slashed = {name: path + "/" for name, path in adapters.items()}
+    monkeypatch.setenv("ANALOG_PEFT_DATA", str(data))
+    same = small_config(slashed, n_chips=1, times=[1.0], data_dir=None)
+    assert same.digest() == small_config(adapters, n_chips=1, times=[1.0], data_dir=str(data)).digest()
+    run_montecarlo(same, out, progress=False)  # not refused
+    monkeypatch.chdir(Path(adapters["lora"]).parent)
+    relative = small_config({name: name for name in adapters}, n_chips=1, times=[1.0])
+    run_montecarlo(relative, out, progress=False)
+
+
+def test_committed_run_directories_still_load():
+    for manifest in Path(__file__).resolve().parents[1].glob("docs/**/manifest.json"):
+        config = MonteCarloConfig.from_dict(json.loads(manifest.read_text())["config"])
+        assert config.methods and len(config.digest()) == 16
+
+
+def test_method_names_that_read_as_missing_survive_a_run_and_its_report(adapters, tmp_path):
+    from analog_peft.montecarlo.report import write_report
+
+    cfg = small_config({"nan": adapters["grasp"], "NA": adapters["lora"], "None": None}, n_chips=2, times=[1.0])
+    df = run_montecarlo(cfg, tmp_path / "na", progress=False)
+    assert set(df.method) == {"nan", "NA", "None"} and df.method.notna().all()
+    files = write_report(tmp_path / "na", n_boot=50)
+    summary = pd.read_csv(files.out_dir / "summary.csv", keep_default_na=False)
+    assert set(summary.method) == {"nan", "NA", "None"}
+    assert "NA − None" in files.html.read_text() or "NA" in files.html.read_text()

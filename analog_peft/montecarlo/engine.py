@@ -4,7 +4,13 @@ A run directory holds ``manifest.json`` (config, its hash, seeds, package versio
 ``digital.csv`` (each method's noise-free score, ``chip = -1``), one ``chips/chip_NNNNN.csv`` per finished
 chip (written atomically: a temporary file renamed into place) and ``results.csv`` (all rows). A killed
 run resumes where it stopped: finished chips are kept, the chip in flight is redone from its seed, none is
-duplicated. A run directory made with another configuration is refused.
+duplicated. A run directory made with another configuration is refused, naming the fields that differ.
+
+One writer at a time: a run holds an ``flock`` on ``<out>/.lock`` (its pid and host written inside) and a
+second run on the same directory is refused. Everything is checked (config, data, adapters loadable)
+before ``manifest.json`` is written. ``n_chips`` is not part of the configuration hash: a larger
+``n_chips`` extends a finished run (the first chips are kept as they are, only the new ones run), a
+smaller one reports the first ``n_chips`` chips (the other chip files stay and count again when it grows).
 
 Chips are independent and seeded by ``(seed, chip, tile, purpose, t)`` (see :mod:`analog_peft.chips`), so
 the table does not depend on the number of workers or on the order chips finish in. Workers are local
@@ -17,10 +23,9 @@ import hashlib
 import json
 import os
 import platform
-import tempfile
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from importlib import metadata
 from multiprocessing import get_context
 from pathlib import Path
@@ -33,15 +38,26 @@ from tqdm.auto import tqdm
 import device_models
 from analog_peft.chips import ChipProgrammer
 from analog_peft.deploy import DEPLOYMENTS, Deployment, deploy
+from analog_peft.devicecheck import warn_if_layer_mapped
+from analog_peft.finite import check_finite_logits
 from analog_peft.models import load_tokenizer
+from analog_peft.montecarlo.files import RunDirLocked, atomic_write, lock_run_dir, read_results_csv
 from analog_peft.montecarlo.stats import format_time
-from analog_peft.tasks import get_task, load_split
+from analog_peft.presets import resolve_rpu
+from analog_peft.tasks import get_task, load_split, resolve_data_dir
 from analog_peft.tasks.batching import encode_classification, pad_collate
+from analog_peft.tasks.glue import find_split_file
 from analog_peft.tasks.metrics import classification_metrics
 
 DAY = 86400.0
 DEFAULT_TIMES = (1.0, 3600.0, DAY, 7 * DAY, 30 * DAY, 365 * DAY)
 COLUMNS = ["run", "method", "task", "device", "deployment", "chip", "t", "t_label", "metric", "value"]
+#: config fields that do not change any row: the display name, the memory mode, the number of chips
+UNHASHED = ("run", "keep_chip_state", "n_chips")
+MANIFEST = "manifest.json"
+
+__all__ = ["MethodSpec", "MonteCarloConfig", "RunDirLocked", "RunDirMismatch", "collect", "config_differences",
+           "run_montecarlo"]
 
 
 class RunDirMismatch(RuntimeError):
@@ -107,26 +123,68 @@ class MonteCarloConfig:
         if self.deployment not in DEPLOYMENTS:
             raise ValueError(f"unknown deployment {self.deployment!r}; choose one of {DEPLOYMENTS}")
         dm = device_models.get(self.device)
+        warn_if_layer_mapped(dm, self.rpu, "montecarlo")
         for t in self.times:
             if t > 0:
                 dm.check_time(t)
         if get_task(self.task).kind != "classification":
             raise ValueError(f"task {self.task!r} is not a classification task; the engine scores classifiers")
+        resolve_rpu(self.rpu)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def normalized(self) -> MonteCarloConfig:
+        """A copy with paths in their effective form, so equal setups compare equal.
+
+        ``data_dir`` becomes the absolute folder the split file is read from (flag, else
+        ``$ANALOG_PEFT_DATA``, else the default root); adapter folders become absolute, resolved paths
+        (no trailing ``/``).
+        """
+        data = self.to_dict()
+        data["data_dir"] = _effective_data_dir(self.task, self.split, self.data_dir)
+        data["methods"] = [{**m, "adapter": None if m["adapter"] is None else str(Path(m["adapter"]).expanduser()
+                                                                                 .resolve())}
+                           for m in data["methods"]]
+        return MonteCarloConfig.from_dict(data)
+
+    def hashed_fields(self) -> dict[str, Any]:
+        """The normalised fields that change the results (see ``UNHASHED``; ``torch_device`` unless "cpu")."""
+        return {k: v for k, v in self.normalized().to_dict().items()
+                if k not in UNHASHED and not (k == "torch_device" and v == "cpu")}
+
     def digest(self) -> str:
-        """Hash of everything that changes the results (not of ``run``, the display name)."""
-        # not the display name or the memory mode (same results); the torch device only when it is not the
-        # default (older run dirs stay valid)
-        data = {k: v for k, v in self.to_dict().items()
-                if k not in ("run", "keep_chip_state") and not (k == "torch_device" and v == "cpu")}
-        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+        """Hash of :meth:`hashed_fields` (``n_chips`` excluded: more chips extend the same run)."""
+        return hashlib.sha256(json.dumps(self.hashed_fields(), sort_keys=True).encode()).hexdigest()[:16]
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> MonteCarloConfig:
         return cls(**data)
+
+
+def _effective_data_dir(task: str, split: str, data_dir: str | None) -> str:
+    """Absolute folder holding the split file (the resolved data root when the file cannot be found)."""
+    try:
+        return str(find_split_file(get_task(task), split, data_dir).parent.resolve())
+    except (FileNotFoundError, ValueError):
+        return str(resolve_data_dir(data_dir).resolve())
+
+
+def config_differences(old: Any, new: Any, prefix: str = "") -> list[str]:
+    """Readable differences between two config values, e.g. ``["device: 'pcm' → 'hermes'"]``."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for key in sorted(set(old) | set(new), key=str):
+            name = f"{prefix}.{key}" if prefix else str(key)
+            if key not in old or key not in new:
+                out.append(f"{name}: {old.get(key, '(absent)')!r} → {new.get(key, '(absent)')!r}")
+            else:
+                out += config_differences(old[key], new[key], name)
+        return out
+    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+        return [d for i, (a, b) in enumerate(zip(old, new, strict=True))
+                for d in config_differences(a, b, f"{prefix}[{i}]")]
+    return [] if old == new else [f"{prefix or 'value'}: {old!r} → {new!r}"]
 
 
 # -- evaluation ------------------------------------------------------------------------------------------
@@ -160,8 +218,13 @@ def load_eval_set(config: MonteCarloConfig) -> EvalSet:
 
 
 @torch.no_grad()
-def score(model: torch.nn.Module, eval_set: EvalSet, chips: ChipProgrammer | None = None) -> dict[str, float]:
-    """Task metrics of ``model`` on the eval set (per-MVM forward noise seeded per batch when ``chips``)."""
+def score(
+    model: torch.nn.Module, eval_set: EvalSet, chips: ChipProgrammer | None = None, where: str = "evaluation"
+) -> dict[str, float]:
+    """Task metrics of ``model`` on the eval set (per-MVM forward noise seeded per batch when ``chips``).
+
+    Raises :class:`~analog_peft.finite.NonFiniteError` naming ``where`` (method, chip, time) on NaN/inf logits.
+    """
     preds: list[int] = []
     device = next(model.parameters()).device
     for i, batch in enumerate(eval_set.batches):
@@ -171,6 +234,7 @@ def score(model: torch.nn.Module, eval_set: EvalSet, chips: ChipProgrammer | Non
         else:
             with chips.seeded_forward("batch", i):
                 logits = model(**batch).logits
+        check_finite_logits(logits, f"{where}, batch {i}")
         preds.extend(logits.argmax(-1).tolist())
     return classification_metrics(preds, eval_set.labels)
 
@@ -217,7 +281,9 @@ class _Worker:
                     chips.drift(t)
                 else:
                     chips.copy_from(leader)
-                for metric, value in score(dep.model, self.eval_set, chips).items():
+                when = format_time(t) if t > 0 else "0s"
+                where = f"method {dep.name!r} on chip {chip} at t = {when} ({device_name})"
+                for metric, value in score(dep.model, self.eval_set, chips, where).items():
                     rows[i].append(_row(c, dep.name, device_name, chip, t, metric, value))
         for _, chips in self.deployments:
             chips.reset()
@@ -260,32 +326,49 @@ def run_montecarlo(
     ``workers`` local processes (1: in this process), or ``executor="ray"`` to spread chips over a Ray
     cluster (``ray.init()`` is called if needed; set ``RAY_ADDRESS`` to join an existing cluster).
     ``stop_after`` stops after that many newly finished chips (for tests of interruption).
+
+    The directory is locked for the whole run (a second writer gets :class:`RunDirLocked`). Paths are
+    normalised first (see :meth:`MonteCarloConfig.normalized`); the data, every adapter (the digital
+    scores are computed) and the stored manifest are checked before anything is written.
     """
+    config = config.normalized()
     config.validate()
     out = Path(out_dir)
-    (out / "chips").mkdir(parents=True, exist_ok=True)
-    eval_set = load_eval_set(config)
-    _check_or_write_manifest(out, config, eval_set)
-    if not (out / "digital.csv").exists():
-        _write_csv(out / "digital.csv", _digital_rows(config, eval_set))
-    pending = [k for k in range(config.n_chips) if not _chip_path(out, k).exists()]
-    if stop_after is not None:
-        pending = pending[:stop_after]
-    bar = tqdm(total=config.n_chips, initial=config.n_chips - len(pending), desc="chips", disable=not progress)
-    for chip, rows in _execute(config, pending, workers, executor):
-        _write_csv(_chip_path(out, chip), rows)
-        bar.update(1)
-    bar.close()
-    return collect(out)
+    with lock_run_dir(out):
+        eval_set = load_eval_set(config)
+        manifest, fresh = _checked_manifest(out, config, eval_set)
+        digital = None if (out / "digital.csv").exists() else _digital_rows(config, eval_set)
+        if fresh or manifest.get("n_chips") != config.n_chips:
+            _write_manifest(out, manifest, config)
+        (out / "chips").mkdir(exist_ok=True)
+        if digital is not None:
+            _write_csv(out / "digital.csv", digital)
+        pending = [k for k in range(config.n_chips) if not _chip_path(out, k).exists()]
+        if stop_after is not None:
+            pending = pending[:stop_after]
+        bar = tqdm(total=config.n_chips, initial=config.n_chips - len(pending), desc="chips", disable=not progress)
+        for chip, rows in _execute(config, pending, workers, executor):
+            _write_csv(_chip_path(out, chip), rows)
+            bar.update(1)
+        bar.close()
+        return collect(out, config.n_chips)
 
 
-def collect(out_dir: str | Path) -> pd.DataFrame:
-    """Assemble ``results.csv`` from the digital rows and every finished chip (atomically); return it."""
+def collect(out_dir: str | Path, n_chips: int | None = None) -> pd.DataFrame:
+    """Assemble ``results.csv`` from the digital rows and the finished chips below ``n_chips`` (atomically).
+
+    ``n_chips`` defaults to the manifest's (every chip file when there is no manifest).
+    """
     out = Path(out_dir)
-    parts = [pd.read_csv(out / "digital.csv")] + [pd.read_csv(p) for p in sorted((out / "chips").glob("chip_*.csv"))]
+    if n_chips is None and (out / MANIFEST).is_file():
+        n_chips = json.loads((out / MANIFEST).read_text()).get("n_chips")
+    chips = sorted((out / "chips").glob("chip_*.csv"))
+    if n_chips is not None:
+        chips = [p for p in chips if int(p.stem.split("_")[1]) < n_chips]
+    parts = [read_results_csv(out / "digital.csv")] + [read_results_csv(p) for p in chips]
     df = pd.concat(parts, ignore_index=True)[COLUMNS].sort_values(["method", "chip", "t", "metric"], kind="stable")
     df = df.reset_index(drop=True)
-    _atomic_write(out / "results.csv", df.to_csv(index=False))
+    atomic_write(out / "results.csv", df.to_csv(index=False))
     return df
 
 
@@ -341,33 +424,61 @@ def _digital_rows(config: MonteCarloConfig, eval_set: EvalSet) -> list[dict[str,
     for m in config.methods:
         dep = deploy(config.base_model, m.adapter, config.deployment, "ideal", config.num_labels, name=m.name)
         dep.model.to(config.torch_device)
-        for metric, value in score(dep.model, eval_set).items():
+        for metric, value in score(dep.model, eval_set, where=f"method {m.name!r} on the digital base").items():
             row = _row(config, m.name, "digital", -1, 0.0, metric, value)
             rows.append(row)
     return rows
 
 
-def _check_or_write_manifest(out: Path, config: MonteCarloConfig, eval_set: EvalSet) -> None:
-    path = out / "manifest.json"
-    if path.exists():
-        try:
-            old = json.loads(path.read_text())
-        except json.JSONDecodeError as err:
-            raise RunDirMismatch(f"{path} is corrupt ({err}); use a new run directory") from err
-        if old.get("config_hash") != config.digest() or old.get("eval_set_sha256") != eval_set.sha256:
-            raise RunDirMismatch(
-                f"{out} holds results of a different configuration (hash {old.get('config_hash')} vs "
-                f"{config.digest()}); results would be mixed. Use a new --out directory, or the original config."
-            )
-        changed = [name for name, digest in adapter_digests(config).items()
-                   if name in old.get("adapter_sha256", {}) and old["adapter_sha256"][name] != digest]
-        if changed:
-            raise RunDirMismatch(
-                f"{out}: the adapter files of {changed} changed since this run started (same folders, other "
-                "weights); results would be mixed. Use a new --out directory, or restore the original adapters."
-            )
-        return
-    manifest = {
+def _checked_manifest(out: Path, config: MonteCarloConfig, eval_set: EvalSet) -> tuple[dict[str, Any], bool]:
+    """``(manifest, fresh)``: the stored one if it matches ``config`` (else ``RunDirMismatch``), or a new one.
+
+    A stored manifest with no results beside it (no ``digital.csv``, no chip file) binds nothing and is
+    replaced.
+    """
+    path = out / MANIFEST
+    has_results = (out / "digital.csv").exists() or any((out / "chips").glob("chip_*.csv"))
+    if not (path.exists() and has_results):
+        return _new_manifest(config, eval_set), True
+    try:
+        old = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise RunDirMismatch(f"{path} is corrupt ({err}); use a new run directory") from err
+    diffs = config_differences(_stored_fields(old, path), config.hashed_fields())
+    if diffs:
+        raise RunDirMismatch(
+            f"{out} holds results of a different configuration ({'; '.join(diffs)}); results would be mixed. "
+            "Use a new --out directory, or the original options."
+        )
+    if old.get("eval_set_sha256") != eval_set.sha256:
+        raise RunDirMismatch(
+            f"{out} holds results of a different evaluation set ({old.get('eval_set_size')} examples, sha256 "
+            f"{str(old.get('eval_set_sha256'))[:12]} → {len(eval_set.labels)}, {eval_set.sha256[:12]}): the data "
+            "changed. Use a new --out directory, or restore the original data."
+        )
+    changed = [name for name, digest in adapter_digests(config).items()
+               if name in old.get("adapter_sha256", {}) and old["adapter_sha256"][name] != digest]
+    if changed:
+        raise RunDirMismatch(
+            f"{out}: the adapter files of {changed} changed since this run started (same folders, other "
+            "weights); results would be mixed. Use a new --out directory, or restore the original adapters."
+        )
+    return old, False
+
+
+def _stored_fields(manifest: dict[str, Any], path: Path) -> dict[str, Any]:
+    """The hashed fields of a stored manifest's config, normalised as today's (older manifests included)."""
+    names = {f.name for f in fields(MonteCarloConfig)}
+    stored = manifest.get("config") or {k: v for k, v in manifest.items() if k in names}
+    try:
+        return MonteCarloConfig.from_dict(stored).hashed_fields()
+    except (TypeError, ValueError) as err:
+        raise RunDirMismatch(f"{path} holds a config this version cannot read ({err}); use a new run directory") \
+            from err
+
+
+def _new_manifest(config: MonteCarloConfig, eval_set: EvalSet) -> dict[str, Any]:
+    return {
         **config.to_dict(),
         "config": config.to_dict(),
         "config_hash": config.digest(),
@@ -377,7 +488,15 @@ def _check_or_write_manifest(out: Path, config: MonteCarloConfig, eval_set: Eval
         "device_model": device_models.get(config.device).to_dict(),
         "versions": _versions(),
     }
-    _atomic_write(path, json.dumps(manifest, indent=2, default=str))
+
+
+def _write_manifest(out: Path, manifest: dict[str, Any], config: MonteCarloConfig) -> None:
+    """Write ``manifest`` atomically, with this run's ``n_chips`` and the current form of the config hash."""
+    manifest["n_chips"] = config.n_chips
+    if isinstance(manifest.get("config"), dict):
+        manifest["config"]["n_chips"] = config.n_chips
+    manifest["config_hash"] = config.digest()
+    atomic_write(out / MANIFEST, json.dumps(manifest, indent=2, default=str))
 
 
 def adapter_digests(config: MonteCarloConfig) -> dict[str, str]:
@@ -409,18 +528,4 @@ def _chip_path(out: Path, chip: int) -> Path:
 
 
 def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
-    _atomic_write(path, pd.DataFrame(rows, columns=COLUMNS).to_csv(index=False))
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path``, fsync it, then rename it into place."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, pd.DataFrame(rows, columns=COLUMNS).to_csv(index=False))

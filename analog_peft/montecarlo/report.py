@@ -3,7 +3,8 @@
 ``write_report(run_dir)`` reads ``results.csv`` + ``manifest.json`` written by the engine and produces, in
 ``out_dir`` (default ``run_dir/report``): ``report.html`` (self-contained: inline CSS, plots embedded as base64
 PNG, no external resources), ``report.md`` with the PNG plots beside it, and ``summary.csv`` / ``paired.csv``
-at full precision. Statistics come from :mod:`analog_peft.montecarlo.stats`.
+at full precision. Statistics come from :mod:`analog_peft.montecarlo.stats`. Every file is written
+atomically (a temporary file renamed into place), so an interrupted report leaves the previous files intact.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from . import stats
+from .files import atomic_write, read_results_csv
 
 __all__ = [
     "ReportFiles",
@@ -65,7 +67,7 @@ def load_run(run_dir: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
     results = run_dir / RESULTS_FILE
     if not results.is_file():
         raise FileNotFoundError(f"No {RESULTS_FILE} in {run_dir}; is this a chip Monte Carlo run directory?")
-    df = pd.read_csv(results)
+    df = read_results_csv(results)
     manifest_path = run_dir / MANIFEST_FILE
     manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
     return df, manifest
@@ -508,22 +510,19 @@ def write_report(
     png_names = {f.name: f"{f.name}.png" for f in figures}
     for f in figures:
         path = out / png_names[f.name]
-        path.write_bytes(f.png)
+        atomic_write(path, f.png)
         files.pngs.append(path)
     for name, table in (("summary.csv", summary), ("paired.csv", paired)):
-        table.to_csv(out / name, index=False)
+        atomic_write(out / name, table.to_csv(index=False))
         files.tables.append(out / name)
 
     title, meta = _title(manifest, df)
     explanation = _explanation(n_boot, threshold, relative_threshold)
     if "html" in formats:
         files.html = out / "report.html"
-        files.html.write_text(render_html(title, meta, figures, summary, paired, manifest, explanation),
-                              encoding="utf-8")
+        atomic_write(files.html, render_html(title, meta, figures, summary, paired, manifest, explanation))
     if "md" in formats:
         files.markdown = out / "report.md"
-        files.markdown.write_text(
-            render_markdown(title, meta, figures, png_names, summary, paired, manifest, explanation),
-            encoding="utf-8",
-        )
+        atomic_write(files.markdown,
+                     render_markdown(title, meta, figures, png_names, summary, paired, manifest, explanation))
     return files
