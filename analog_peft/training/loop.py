@@ -29,7 +29,7 @@ from analog_peft.training.checkpoint import (
 )
 from analog_peft.training.config import ConfigError, TrainConfig
 from analog_peft.training.noise import NoiseInjector
-from analog_peft.training.runlog import JsonlLogger
+from analog_peft.training.runlog import JsonlLogger, drop_after
 from analog_peft.training.schedule import lr_lambda
 
 #: Fields that may change between an interrupted run and its resumption.
@@ -179,6 +179,7 @@ def train(config: TrainConfig | dict | str | Path) -> TrainResult:
     if resume:
         restore_optimizer(run_dir, optimizer, scheduler)
         state.update(read_state(run_dir))
+        drop_after(logger.path, state["step"])  # the steps after the checkpoint are redone and logged again
         logger.log("resume", step=state["step"], epoch=state["epoch"], batch=state["batch"])
     else:
         logger.log("start", config=config.to_dict(), train_examples=len(data.train),
@@ -200,7 +201,8 @@ def train(config: TrainConfig | dict | str | Path) -> TrainResult:
         t0 = time.perf_counter()
         metrics = evaluate(adapted, task, data, tokenizer, batch_size=config.eval_batch_size,
                            generation=config.generation, max_length=config.max_length, device=device,
-                           progress=config.progress)
+                           progress=config.progress,
+                           where=f"evaluation of method {config.method!r} at step {state['step']}")
         preds = metrics.pop("predictions", None)
         value = float(metrics[metric_name])
         improved = state["best_metric"] is None or value > state["best_metric"]
