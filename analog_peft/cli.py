@@ -1,10 +1,56 @@
-"""Command line: ``analog-peft {demo,convert,...}``. Each subcommand is a thin layer over a public verb."""
+"""Command line: ``analog-peft {demo,convert,...}``. Each subcommand is a thin layer over a public verb.
+
+Invalid input (a bad option value, a missing file, a config the package refuses) ends with one line
+``analog-peft: error: ...`` on stderr and exit status 2; ``--debug`` shows the traceback instead.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
+
+PROG = "analog-peft"
+#: Exit status of every usage / validation error (as argparse's own).
+USAGE_ERROR = 2
+#: Package exceptions outside ``ValueError`` that are user errors: ``(module, class name)``.
+_USER_ERRORS = (("analog_peft.montecarlo.engine", "RunDirMismatch"), ("analog_peft.montecarlo.files", "RunDirLocked"))
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line ``analog-peft: error: ...`` (no usage block)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(USAGE_ERROR, f"{PROG}: error: {message} (see `{self.prog} --help`)\n")
+
+
+def positive_int(text: str) -> int:
+    """An ``int >= 1`` option value (``--workers 0`` / ``-3`` are refused by argparse)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {value}")
+    return value
+
+
+def is_user_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is invalid input (reported in one line) rather than a bug (shown with its traceback)."""
+    if isinstance(exc, ValueError | FileNotFoundError | NotADirectoryError | IsADirectoryError):
+        return True
+    for module, name in _USER_ERRORS:
+        cls = getattr(sys.modules.get(module), name, None)
+        if isinstance(cls, type) and isinstance(exc, cls):
+            return True
+    return False
+
+
+def one_line(exc: BaseException) -> str:
+    """The exception's message on one line (its type name when it has none)."""
+    text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+    return text or type(exc).__name__
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -33,7 +79,7 @@ def _parse_methods(items: Sequence[str]) -> list[dict]:
     for item in items:
         name, sep, path = item.partition("=")
         if not sep or not name:
-            raise SystemExit(f"--method expects NAME=ADAPTER_DIR (or NAME= for the bare base), got {item!r}")
+            raise ValueError(f"--method expects NAME=ADAPTER_DIR (or NAME= for the bare base), got {item!r}")
         methods.append({"name": name, "adapter": _adapter_dir(path) if path else None})
     return methods
 
@@ -49,15 +95,26 @@ def _adapter_dir(path: str) -> str:
     return path
 
 
-def _cmd_montecarlo(args: argparse.Namespace) -> int:
+def _device_params(text: str) -> dict:
+    """``--device-params`` as a JSON object (a clear error naming the option otherwise)."""
     import json
 
+    try:
+        params = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"--device-params is not valid JSON ({exc}): pass an object such as '{{\"eta\": 0.01}}'") from None
+    if not isinstance(params, dict):
+        raise ValueError(f"--device-params must be a JSON object such as '{{\"eta\": 0.01}}', got {text!r}")
+    return params
+
+
+def _cmd_montecarlo(args: argparse.Namespace) -> int:
     from analog_peft.montecarlo.engine import MonteCarloConfig, run_montecarlo
     from analog_peft.montecarlo.stats import parse_time
 
     device: str | dict = args.device
     if args.device_params:
-        device = {"name": args.device, "params": json.loads(args.device_params)}
+        device = {"name": args.device, "params": _device_params(args.device_params)}
     config = MonteCarloConfig(
         methods=_parse_methods(args.method),
         base_model=args.base,
@@ -97,16 +154,17 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="analog-peft", description=__doc__)
+    parser = _Parser(prog=PROG, description=__doc__)
+    parser.add_argument("--debug", action="store_true", help="show the traceback of errors")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("demo", help="end-to-end main job on the real MiniLM-L6 weights")
     p.add_argument("--out", default="runs/demo")
     p.add_argument("--model", default="minilm-l6")
     p.add_argument("--device", default="pcm", help="device model name (see `device_models.available()`)")
-    p.add_argument("--chips", type=int, default=3)
-    p.add_argument("--train-examples", type=int, default=512)
-    p.add_argument("--eval-examples", type=int, default=128)
+    p.add_argument("--chips", type=positive_int, default=3)
+    p.add_argument("--train-examples", type=positive_int, default=512)
+    p.add_argument("--eval-examples", type=positive_int, default=128)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_cmd_demo)
 
@@ -124,18 +182,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--base", default="minilm-l6", help="base model the adapters were trained on")
     p.add_argument("--task", default="sst2")
     p.add_argument("--split", default="dev")
-    p.add_argument("--max-examples", type=int, default=None, help="subsample the eval set (seeded)")
+    p.add_argument("--max-examples", type=positive_int, default=None, help="subsample the eval set (seeded)")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--device", default="pcm", help="device model: pcm, hermes, reram, reram_cmo, gaussian, ...")
     p.add_argument("--device-params", default=None, help='JSON parameters, e.g. \'{"eta": 0.01}\'')
     p.add_argument("--rpu", default="mapped", choices=["ideal", "mapped", "standard"])
     p.add_argument("--deployment", default="periphery", choices=["periphery", "fused"])
-    p.add_argument("--chips", type=int, default=25)
+    p.add_argument("--chips", type=positive_int, default=25)
     p.add_argument("--times", default="1s,1h,1d,1w,1mo,1y", help="comma-separated inference times")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=positive_int, default=64)
     p.add_argument("--no-drift-compensation", action="store_true")
-    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--workers", type=positive_int, default=1, help="local worker processes (>= 1)")
     p.add_argument("--torch-device", default="cpu", help="where tiles are programmed and evaluated (cpu, cuda, cuda:1)")
     p.add_argument("--low-memory", action="store_true",
                    help="re-draw each chip's programming per time point instead of keeping it (no per-chip "
@@ -157,12 +215,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_report)
     from analog_peft.training.cli import add_train_parser
     add_train_parser(sub)
+    for p in sub.choices.values():  # also accepted after the subcommand
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show the traceback of errors")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    """Run the command line; returns the exit status (2 with a one-line message for invalid input)."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # argparse: --help (0) or a usage error (2, already printed)
+        return exc.code if isinstance(exc.code, int) else USAGE_ERROR
+    try:
+        return int(args.func(args) or 0)
+    except Exception as exc:
+        if args.debug or not is_user_error(exc):
+            raise
+        print(f"{PROG}: error: {one_line(exc)}", file=sys.stderr)
+        return USAGE_ERROR
 
 
 if __name__ == "__main__":

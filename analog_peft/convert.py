@@ -316,7 +316,7 @@ def _match_names(
             if not hits:
                 raise ConversionError(f"{what}: no module plays role {pat[5:]!r}; roles: {sorted(spec.roles)}")
         elif pat.startswith("re:"):
-            rx = re.compile(pat[3:])
+            rx = _compile(pat, what)
             hits = {n for n in leaves if rx.fullmatch(n)}
         else:
             hits = {n for n in leaves if n == pat or n.endswith("." + pat)}
@@ -335,6 +335,16 @@ def _match_names(
             )
         chosen |= hits
     return chosen
+
+
+def _compile(pattern: str, what: str) -> re.Pattern[str]:
+    """The regex of a ``re:<regex>`` pattern; an invalid one raises :class:`ConversionError` naming it."""
+    try:
+        return re.compile(pattern[3:])
+    except re.error as exc:
+        raise ConversionError(
+            f"{what}: {pattern!r} is not a valid regular expression ({exc}); fix the regex after 're:'"
+        ) from None
 
 
 def _tied_to_embeddings(model: nn.Module, linear: dict[str, nn.Module]) -> set[str]:

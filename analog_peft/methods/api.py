@@ -8,7 +8,7 @@ from torch import nn
 
 from analog_peft.methods.config import AdapterConfig, config_from_dict
 from analog_peft.methods.errors import AdapterFileError
-from analog_peft.methods.io import assign_tensors, read_config, read_tensors
+from analog_peft.methods.io import assign_tensors, read_config, read_tensors, verify_tensors
 from analog_peft.methods.model import _MODELS, AdaptedModel
 from analog_peft.methods.targets import model_type
 
@@ -27,8 +27,9 @@ def attach(model: nn.Module, config: AdapterConfig) -> AdaptedModel:
 def load_adapter(model: nn.Module, directory: str | Path) -> AdaptedModel:
     """Attach the adapter saved in ``directory`` to a freshly loaded ``model`` and load its tensors.
 
-    Raises :class:`AdapterFileError` naming the file when it is missing, corrupt, of an unknown method or
-    field, or made for a different base model (fingerprint of model type and target shapes).
+    Raises :class:`AdapterFileError` naming the file when it is missing, corrupt (tensor checksum), holds
+    non-finite tensors, is of an unknown method or field, or was made for a different base model (fingerprint
+    of model type and target shapes, and its digest).
     """
     data, config_path = read_config(directory)
     config = config_from_dict(data, source=config_path)
@@ -40,7 +41,8 @@ def load_adapter(model: nn.Module, directory: str | Path) -> AdaptedModel:
             f"adapter {config_path} was made for model_type={saved.get('model_type')!r}, this model is "
             f"{model_type(model)!r}. Load it onto the base model it was trained for."
         )
-    tensors, weights_path = read_tensors(directory)  # read before touching the model
+    tensors, weights_path = read_tensors(directory)  # read and verify before touching the model
+    verify_tensors(tensors, data, directory, nan_sentinels=_MODELS[config.method].nan_sentinels)
     adapted = _MODELS[config.method](model, config, expected_fingerprint=saved, source=str(config_path))
     assign_tensors(adapted.adapter_tensors(), tensors, weights_path)
     adapted.after_load()

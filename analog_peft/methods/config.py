@@ -16,7 +16,7 @@ from analog_peft.methods.errors import AdapterError
 _CONFIGS: dict[str, type[AdapterConfig]] = {}
 
 #: Keys written next to the config fields in ``adapter_config.json`` (not config fields themselves).
-META_KEYS = ("method", "method_version", "fingerprint", "format")
+META_KEYS = ("method", "method_version", "fingerprint", "format", "tensor_sha256")
 
 
 @dataclass

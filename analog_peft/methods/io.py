@@ -1,8 +1,16 @@
-"""Reading and writing adapter folders: ``adapter_config.json`` + ``adapter.safetensors`` (never pickle)."""
+"""Reading and writing adapter folders: ``adapter_config.json`` + ``adapter.safetensors`` (never pickle).
+
+``adapter_config.json`` records ``tensor_sha256``, a checksum of the saved tensors (:func:`tensor_checksum`);
+:func:`verify_tensors` refuses non-finite tensors and a checksum mismatch on load. Adapters saved before the
+checksum existed load with a warning.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -16,16 +24,65 @@ from analog_peft.methods.errors import AdapterFileError
 CONFIG_NAME = "adapter_config.json"
 WEIGHTS_NAME = "adapter.safetensors"
 FORMAT = "analog_peft.adapter/1"
+CHECKSUM_KEY = "tensor_sha256"
 
 
-def write_adapter(directory: str | Path, config: dict[str, Any], tensors: dict[str, Tensor]) -> Path:
-    """Write the config JSON and the tensors; returns the folder."""
+def tensor_checksum(tensors: Mapping[str, Tensor]) -> str:
+    """sha256 over every tensor's name, dtype, shape and raw bytes, in sorted name order."""
+    h = hashlib.sha256()
+    for key in sorted(tensors):
+        t = tensors[key].detach().to("cpu").contiguous()
+        h.update(f"{key}\0{t.dtype}\0{list(t.shape)}\0".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def write_adapter(
+    directory: str | Path, config: dict[str, Any], tensors: dict[str, Tensor], fmt: str = FORMAT
+) -> Path:
+    """Write the config JSON (with the tensors' checksum) and the tensors; returns the folder."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     payload = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
-    save_file(payload, str(directory / WEIGHTS_NAME), metadata={"format": FORMAT, "method": config["method"]})
-    (directory / CONFIG_NAME).write_text(json.dumps({**config, "format": FORMAT}, indent=2, sort_keys=True))
+    checksum = tensor_checksum(payload)
+    metadata = {"format": fmt, "method": config["method"], CHECKSUM_KEY: checksum}
+    save_file(payload, str(directory / WEIGHTS_NAME), metadata=metadata)
+    data = {**config, "format": fmt, CHECKSUM_KEY: checksum}
+    (directory / CONFIG_NAME).write_text(json.dumps(data, indent=2, sort_keys=True))
     return directory
+
+
+def verify_tensors(
+    tensors: Mapping[str, Tensor], config: Mapping[str, Any], directory: str | Path,
+    nan_sentinels: tuple[str, ...] = (),
+) -> None:
+    """Refuse non-finite tensors and a checksum mismatch (:class:`AdapterFileError`); warn if unchecksummed.
+
+    Tensors named ``*.<s>`` for ``s`` in ``nan_sentinels`` may be all-NaN (a "not derived yet" marker).
+    """
+    for key in sorted(tensors):
+        t = tensors[key]
+        if key.rpartition(".")[2] in nan_sentinels and bool(torch.isnan(t).all()):
+            continue
+        if t.is_floating_point() or t.is_complex():
+            bad = int((~torch.isfinite(t)).sum())
+            if bad:
+                raise AdapterFileError(
+                    f"adapter {directory}: tensor {key!r} holds {bad} non-finite value(s) (NaN/inf) of "
+                    f"{t.numel()}; the adapter is unusable: retrain it (e.g. with a lower lr) or re-save a good one"
+                )
+    saved = config.get(CHECKSUM_KEY)
+    if saved is None:
+        warnings.warn(
+            f"adapter {directory} has no tensor checksum (saved by an older analog_peft) and loads unverified; "
+            "re-save it to add one", UserWarning, stacklevel=3,
+        )
+        return
+    if saved != tensor_checksum(tensors):
+        raise AdapterFileError(
+            f"adapter {directory}: tensor checksum mismatch — the file was modified or corrupted; "
+            "re-save or retrain it"
+        )
 
 
 def read_config(directory: str | Path) -> tuple[dict[str, Any], Path]:

@@ -42,6 +42,8 @@ class AdaptedModel(nn.Module):
     layer_class: ClassVar[type[AdapterLayer] | None] = None
     #: Whether :meth:`merge` can fold the adapter into the base weights.
     mergeable: ClassVar[bool] = False
+    #: Names (last key component) of tensors that may be all-NaN when saved: "not derived yet" markers.
+    nan_sentinels: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -43,9 +43,17 @@ def _patterns(value: list[str] | str | None) -> list[str]:
 
 
 def matches(name: str, pattern: str) -> bool:
-    """PEFT-style match: ``re:<regex>`` full-matches the name, anything else matches as a dotted suffix."""
+    """PEFT-style match: ``re:<regex>`` full-matches the name, anything else matches as a dotted suffix.
+
+    An invalid regex raises :class:`AdapterError` naming the pattern.
+    """
     if pattern.startswith("re:"):
-        return re.fullmatch(pattern[3:], name) is not None
+        try:
+            return re.fullmatch(pattern[3:], name) is not None
+        except re.error as exc:
+            raise AdapterError(
+                f"module pattern {pattern!r} is not a valid regular expression ({exc}); fix the regex after 're:'"
+            ) from None
     return name == pattern or name.endswith("." + pattern)
 
 
@@ -158,18 +166,37 @@ def head_names(model: nn.Module, config: AdapterConfig) -> list[str]:
 
 
 def fingerprint(model: nn.Module, targets: list[Target]) -> dict[str, Any]:
-    """What an adapter was made for: ``model_type`` and every target's name and ``[in, out]`` shape."""
+    """What an adapter was made for: ``model_type`` and every target's name and ``[in, out]`` shape, their
+    ``digest``, and ``base_model`` (the alias or path it was loaded from; informative, not in the digest)."""
     shapes = {t.name: list(features(t.module)) for t in targets}
     body = {"model_type": model_type(model), "targets": shapes}
-    digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
-    return {**body, "digest": digest}
+    out = {**body, "digest": _digest(body)}
+    base = base_name(model)
+    if base:
+        out["base_model"] = base
+    return out
+
+
+def _digest(body: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def base_name(model: nn.Module) -> str | None:
+    """The alias (``minilm-l6``) or path/hub name the Hugging Face model was loaded from, if known."""
+    path = getattr(getattr(model, "config", None), "_name_or_path", "") or ""
+    if not path:
+        return None
+    from analog_peft.models import alias_of
+
+    return alias_of(path) or path
 
 
 def compare_fingerprints(saved: dict[str, Any], actual: dict[str, Any], source: str) -> None:
     """Raise :class:`AdapterFileError`-style errors when an adapter does not fit this base model."""
     from analog_peft.methods.errors import AdapterFileError
 
-    fix = "Load it onto the base model it was trained for (same architecture, size and conversion)."
+    trained_on = f" ({saved['base_model']})" if saved.get("base_model") else ""
+    fix = f"Load it onto the base model it was trained for{trained_on} (same architecture, size and conversion)."
     if saved.get("model_type") != actual.get("model_type"):
         raise AdapterFileError(
             f"adapter {source} was made for model_type={saved.get('model_type')!r}, "
@@ -190,3 +217,19 @@ def compare_fingerprints(saved: dict[str, Any], actual: dict[str, Any], source: 
                 f"adapter {source}: module {n!r} has shape [in, out]={shape} in the adapter's base but "
                 f"{at[n]} here. {fix}"
             )
+    _compare_digest(saved, actual, source)
+
+
+def _compare_digest(saved: dict[str, Any], actual: dict[str, Any], source: str) -> None:
+    """Refuse an adapter whose recorded base digest differs from the base it is loaded into."""
+    from analog_peft.methods.errors import AdapterFileError
+
+    if "digest" not in saved or saved["digest"] == actual.get("digest"):
+        return
+    trained_on = saved.get("base_model") or f"a base with fingerprint digest {saved['digest']!r}"
+    here = actual.get("base_model") or actual.get("model_type")
+    raise AdapterFileError(
+        f"adapter {source}: base fingerprint digest {saved['digest']!r} does not match this base model "
+        f"({here}, digest {actual.get('digest')!r}); the adapter was trained on {trained_on}: pass that base "
+        "(e.g. --base), or re-save the adapter if its adapter_config.json was edited"
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 import tomllib
@@ -43,7 +44,7 @@ def apply_overrides(data: dict[str, Any], pairs: list[str]) -> dict[str, Any]:
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    data = TrainConfig.from_toml(args.config).to_dict() if args.config else {}
+    data = TrainConfig.from_toml(Path(args.config)).to_dict() if args.config else {}
     for name in _FLAGS:
         value = getattr(args, name, None)
         if value is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,53 @@ RPU_CHOICES = ("auto", "digital", "ideal", "mapped", "standard")
 SCHEDULES = ("linear", "cosine", "constant")
 HEAD_ONLY = "head"
 _NOISE_KEYS = {"mode", "device", "t", "eta", "compensate_drift", "modifier"}
+_INT_FIELDS = ("seed", "epochs", "max_steps", "batch_size", "eval_batch_size", "max_length", "warmup_steps",
+               "train_examples", "eval_examples", "eval_every", "save_every", "log_every", "num_threads",
+               "stop_after_steps")
+_FLOAT_FIELDS = ("lr", "head_lr", "weight_decay", "grad_clip", "warmup_ratio")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _check_types(config: TrainConfig) -> None:
+    """Integer fields hold integers, float fields finite numbers (``--set batch_size=2.5`` / ``lr=inf``)."""
+    for name in _INT_FIELDS:
+        value = getattr(config, name)
+        if not _is_int(value):
+            raise ConfigError(f"{name} must be an integer, got {value!r}")
+    for name in _FLOAT_FIELDS:
+        value = getattr(config, name)
+        if not _is_number(value) or not math.isfinite(value):
+            raise ConfigError(f"{name} must be a finite number, got {value!r}")
+    for name in ("head_lr", "weight_decay", "grad_clip"):
+        if getattr(config, name) < 0:
+            raise ConfigError(f"{name} must be >= 0, got {getattr(config, name)!r}")
+
+
+def _check_device_noise(noise: dict[str, Any], base: str) -> None:
+    """``noise.device`` must build a device model, ``noise.t`` be a time it can be read at; warn on ``ideal``."""
+    import device_models
+    from analog_peft.devicecheck import warn_if_layer_mapped
+
+    try:
+        dm = device_models.get(noise["device"])
+    except (device_models.DeviceModelError, TypeError) as exc:
+        raise ConfigError(f"noise.device: {exc}") from exc
+    t = noise.get("t", 0.0)
+    if not _is_number(t):
+        raise ConfigError(f"noise.t must be a number of seconds, got {t!r}")
+    try:
+        if t:
+            dm.check_time(float(t))
+    except device_models.DeviceModelError as exc:
+        raise ConfigError(f"noise.t: {exc}") from exc
+    warn_if_layer_mapped(dm, base, "training noise")
 
 
 class ConfigError(ValueError):
@@ -121,6 +169,7 @@ class TrainConfig:
         """Raise :class:`ConfigError` for invalid values (cheap: loads nothing)."""
         from analog_peft.methods import METHODS, config_from_dict
 
+        _check_types(self)
         if self.method != HEAD_ONLY and self.method not in METHODS:
             raise ConfigError(f"unknown method {self.method!r}; choose from {sorted(METHODS) + [HEAD_ONLY]}")
         if self.method != HEAD_ONLY:
@@ -140,10 +189,15 @@ class TrainConfig:
             raise ConfigError(f"unknown noise option(s) {sorted(unknown)}; known: {sorted(_NOISE_KEYS)}")
         if mode == "device" and not self.noise.get("device"):
             raise ConfigError('noise.mode = "device" needs noise.device (e.g. "pcm" or {name = "gaussian", eta = 0.01})')
-        if mode == "aihwkit_modifier" and not float(self.noise.get("eta", 0)) > 0:
-            raise ConfigError('noise.mode = "aihwkit_modifier" needs noise.eta > 0 (σ relative to max|W|)')
+        eta = self.noise.get("eta", 0)
+        if mode == "aihwkit_modifier" and not (_is_number(eta) and math.isfinite(eta) and eta > 0):
+            raise ConfigError(
+                f'noise.mode = "aihwkit_modifier" needs a finite noise.eta > 0 (σ relative to max|W|), got {eta!r}'
+            )
         if mode != "none" and self.rpu == "digital":
             raise ConfigError(f'noise.mode = "{mode}" needs an analog base: set rpu = "ideal" (or "auto")')
+        if mode == "device":
+            _check_device_noise(self.noise, self.base)
         if self.schedule not in SCHEDULES:
             raise ConfigError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         for name in ("batch_size", "eval_batch_size", "max_length", "log_every"):
@@ -199,21 +253,14 @@ class TrainConfig:
 
     @classmethod
     def from_toml(cls, path_or_text: str | Path) -> TrainConfig:
-        """Read a config from a ``.toml`` file path or from TOML text."""
-        is_path = isinstance(path_or_text, Path) or (
-            "\n" not in str(path_or_text) and str(path_or_text).endswith(".toml")
-        )
-        if is_path:
-            path = Path(path_or_text)
-            if not path.is_file():
-                raise ConfigError(f"config file {path} not found")
-            text = path.read_text()
-        else:
-            text = str(path_or_text)
+        """Read a config from a TOML file (a ``Path``, or a one-line string without ``=``) or from TOML text."""
+        text = str(path_or_text)
+        if isinstance(path_or_text, Path) or ("\n" not in text and "=" not in text):
+            return cls.from_dict(tomlio.read_file(path_or_text, what="config file"))
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"invalid TOML in {path_or_text if is_path else 'config text'}: {exc}") from exc
+            raise ConfigError(f"invalid TOML in config text: {exc}") from exc
         return cls.from_dict(data)
 
     def replace(self, **changes: Any) -> TrainConfig:

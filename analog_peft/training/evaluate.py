@@ -8,7 +8,13 @@ from typing import Any
 import torch
 from torch import nn
 
+from analog_peft.finite import check_finite_logits
 from analog_peft.training.generation import generate_texts
+
+
+def _where(model: nn.Module) -> str:
+    method = getattr(model, "method", None)
+    return f"evaluation of method {method!r}" if isinstance(method, str) else "evaluation"
 
 
 @torch.no_grad()
@@ -18,13 +24,17 @@ def predict_labels(
     collate: Callable[[list[dict[str, Any]]], dict[str, torch.Tensor]],
     batch_size: int = 64,
     device: str | torch.device = "cpu",
+    where: str | None = None,
 ) -> list[int]:
-    """Arg-max class of every feature (in order)."""
+    """Arg-max class of every feature (in order); NaN/inf logits raise ``NonFiniteError`` naming ``where``."""
+    where = where or _where(model)
     model.eval()
     preds: list[int] = []
     for i in range(0, len(features), batch_size):
         batch = collate([{k: v for k, v in f.items() if k != "labels"} for f in features[i : i + batch_size]])
         logits = model(**{k: v.to(device) for k, v in batch.items()}).logits
+        check_finite_logits(logits, f"{where}, examples {i}-{i + len(logits) - 1}",
+                            "check the adapter's tensors, the learning rate and the noise settings")
         preds.extend(logits.argmax(-1).tolist())
     return preds
 
@@ -40,14 +50,16 @@ def evaluate(
     max_length: int = 128,
     device: str | torch.device = "cpu",
     progress: bool = False,
+    where: str | None = None,
 ) -> dict[str, Any]:
     """Metrics of ``model`` on the run's evaluation data (a :class:`~analog_peft.training.setup.TaskData`).
 
     Classification returns ``accuracy`` and ``matthews_correlation``; E2E returns BLEU, NIST, METEOR,
-    ROUGE_L and CIDEr of the generations against all references (plus ``predictions``).
+    ROUGE_L and CIDEr of the generations against all references (plus ``predictions``). Non-finite
+    classification logits raise :class:`~analog_peft.finite.NonFiniteError` naming ``where`` (default: the method).
     """
     if data.kind == "classification":
-        preds = predict_labels(model, data.eval_features, data.collate, batch_size, device)
+        preds = predict_labels(model, data.eval_features, data.collate, batch_size, device, where)
         return task.compute_metrics(preds, data.eval_refs)
     gen = {**(generation or {})}
     preds = generate_texts(

@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from analog_peft.methods import AdapterFileError
+from analog_peft.methods.io import read_config, read_tensors, verify_tensors, write_adapter
 
 CONFIG_NAME = "adapter_config.json"
 WEIGHTS_NAME = "adapter.safetensors"
@@ -69,30 +69,32 @@ class HeadOnlyModel(nn.Module):
         """No stochastic parameters."""
 
     def save_adapter(self, directory: str | Path) -> Path:
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        tensors = {k: v.detach().cpu().contiguous().clone() for k, v in self.adapter_tensors().items()}
-        save_file(tensors, str(directory / WEIGHTS_NAME), metadata={"format": FORMAT, "method": self.method})
-        config = {"method": self.method, "head_modules": self.heads, "format": FORMAT,
+        """Write ``adapter_config.json`` (with the tensors' checksum) and ``adapter.safetensors``."""
+        config = {"method": self.method, "head_modules": self.heads,
                   "fingerprint": {"model_type": _model_type(self.model)}}
-        (directory / CONFIG_NAME).write_text(json.dumps(config, indent=2, sort_keys=True))
-        return directory
+        return write_adapter(directory, config, self.adapter_tensors(), fmt=FORMAT)
 
 
 def is_head_only(directory: str | Path) -> bool:
+    """Whether ``directory`` holds a head-only adapter (unreadable configs: False, the loader reports them)."""
     path = Path(directory) / CONFIG_NAME
-    return path.is_file() and json.loads(path.read_text()).get("method") == HeadOnlyModel.method
+    try:
+        data = json.loads(path.read_text()) if path.is_file() else {}
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return False
+    return isinstance(data, dict) and data.get("method") == HeadOnlyModel.method
 
 
 def load_head_only(model: nn.Module, directory: str | Path) -> HeadOnlyModel:
     """Rebuild a :class:`HeadOnlyModel` on ``model`` and load its saved head."""
     directory = Path(directory)
-    config = json.loads((directory / CONFIG_NAME).read_text())
-    saved_type = config.get("fingerprint", {}).get("model_type")
+    config, _ = read_config(directory)
+    saved_type = (config.get("fingerprint") or {}).get("model_type")
     if saved_type != _model_type(model):
         raise AdapterFileError(f"{directory}: head saved for model_type={saved_type!r}, not {_model_type(model)!r}")
+    tensors, _ = read_tensors(directory)
+    verify_tensors(tensors, config, directory)
     adapted = HeadOnlyModel(model, config["head_modules"])
-    tensors = load_file(str(directory / WEIGHTS_NAME))
     expected = adapted.adapter_tensors()
     if set(tensors) != set(expected):
         raise AdapterFileError(f"{directory}: head tensors {sorted(tensors)} do not match {sorted(expected)}")

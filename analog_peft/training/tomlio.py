@@ -1,4 +1,5 @@
-"""A tiny TOML writer for flat/nested tables of str, int, float, bool and lists (reading uses ``tomllib``)."""
+"""A tiny TOML writer for flat/nested tables of str, int, float, bool and lists; :func:`read_file` reads one
+with ``tomllib``, naming the file when it is missing or not TOML."""
 
 from __future__ import annotations
 
@@ -6,7 +7,10 @@ import json
 import math
 import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
+
+import tomllib
 
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 
@@ -55,3 +59,20 @@ def _table(data: Mapping[str, Any], path: list[str], lines: list[str]) -> None:
         lines.append(f"{_key(str(k))} = {_value(v)}")
     for k, v in tables.items():
         _table(v, [*path, str(k)], lines)
+
+
+def read_file(path: str | Path, what: str = "TOML file") -> dict[str, Any]:
+    """Parse the TOML file ``path``; a missing path or non-TOML content raises ``ConfigError`` naming it."""
+    from analog_peft.training.config import ConfigError
+
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"{what} {path} does not exist; pass the path of a TOML file (e.g. a run's train_config.toml)")
+    if not path.is_file():
+        raise ConfigError(f"{what} {path} is not a file; pass the path of a TOML file")
+    try:
+        return tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(
+            f"{what} {path} is not a TOML file ({exc}); write TrainConfig fields as `key = value` lines"
+        ) from exc

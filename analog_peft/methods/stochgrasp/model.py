@@ -17,6 +17,8 @@ from analog_peft.methods.targets import Target
 class StochGraspModel(GraspModel):
     config_class = StochGraspConfig
     layer_class = StochGraspLayer
+    #: buffers that hold NaN until derived (σ_target from the device model, the input RMS)
+    nan_sentinels = ("sigma_rel", "input_rms")
     mergeable = True  # merges the means (or the chip sample, if one is set)
 
     def _build(self, targets: list[Target]) -> None:
