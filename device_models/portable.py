@@ -10,9 +10,10 @@ integer and bit operations), one torch op at a time (so no compiler fuses two ro
 from the integer stream of the ``torch.Generator`` (serial Mersenne Twister on CPU):
 
 * :func:`normal_` — Box–Muller from 24-bit uniforms: ``r = sqrt(-2 ln u1)``, angle from ``u2``;
+  no ``where``/comparisons (torch's are slow): branch-free reductions only;
 * :func:`log_` / :func:`exp_` — fdlibm's ``logf`` / ``expf`` reductions and polynomials (< 1 ulp);
 * :func:`pow_` (``x^p``) and :func:`scalar_pow_` (``b^x``) as ``exp(p · ln x)``;
-* :func:`exact_sum` — the exact sum of float32 values, in integer fixed point (independent of order);
+* :func:`exact_sum` — the sum of float32 values in 31-bit integer fixed point (independent of order);
 * :func:`py_log` — a scalar ``ln`` in pure Python arithmetic (CPython's ``math.log`` is the C library's,
   whose FMA and non-FMA variants may differ in the last bit).
 
@@ -105,27 +106,22 @@ def _scratch(work: Workspace, like: Tensor, n: int, **dtypes: torch.dtype) -> li
     return [work.get(f"portable.{name}", (size,), like, dtype) for name, dtype in dtypes.items()]
 
 
-_F, _I, _B = torch.float32, torch.int32, torch.bool
+_F, _I = torch.float32, torch.int32
 
 
 # -- ln -------------------------------------------------------------------------------------------------
 
 
-def _log_chunk(x: Tensor, f: Tensor, s: Tensor, z: Tensor, w: Tensor, m_bits: Tensor, i: Tensor, big: Tensor) -> None:
-    """``x ← ln x`` for positive normal float32 ``x`` (fdlibm ``logf``); the other tensors are scratch."""
+def _log_chunk(x: Tensor, f: Tensor, s: Tensor, z: Tensor, w: Tensor, i: Tensor) -> None:
+    """``x ← ln x`` for positive normal float32 ``x`` (fdlibm ``logf`` with musl's branch-free reduction
+    of the mantissa to [√2/2, √2)); the other tensors are scratch."""
     bits = x.view(_I)
-    torch.bitwise_right_shift(bits, 23, out=i)  # biased exponent (x > 0: no sign bit)
-    i.sub_(127)
-    torch.bitwise_and(bits, 0x007FFFFF, out=m_bits)
-    m_bits.bitwise_or_(0x3F800000)
-    m = m_bits.view(_F)  # mantissa in [1, 2)
-    torch.gt(m, _SQRT2, out=big)  # m > √2: use m/2 in [0.707, 1) and exponent + 1
-    w.copy_(big)
-    w.mul_(-0.5)
-    w.add_(1.0)
-    m.mul_(w)  # × 0.5 or × 1: exact
-    i.add_(big)
-    torch.sub(m, 1.0, out=f)  # f = m - 1, exact
+    bits.add_(0x3F800000 - 0x3F3504F3)
+    torch.bitwise_right_shift(bits, 23, out=i)
+    i.sub_(127)  # k: x = 2^k · m
+    bits.bitwise_and_(0x007FFFFF)
+    bits.add_(0x3F3504F3)  # x ← m in [√2/2, √2)
+    torch.sub(x, 1.0, out=f)  # f = m - 1, exact
     torch.add(f, 2.0, out=s)
     torch.div(f, s, out=s)  # s = f / (2 + f)
     torch.mul(s, s, out=z)  # z = s²
@@ -155,7 +151,7 @@ def log_(x: Tensor, work: Workspace) -> Tensor:
     """``x ← ln x`` in place (positive normal float32 values)."""
     flat = _flat(x)
     n = flat.numel()
-    scratch = _scratch(work, flat, n, f=_F, s=_F, z=_F, w=_F, m=_I, i=_I, big=_B)
+    scratch = _scratch(work, flat, n, f=_F, s=_F, z=_F, w=_F, i=_I)
     for sl in chunks(n, flat.device):
         k = sl.stop - sl.start
         _log_chunk(flat[sl], *(b[:k] for b in scratch))
@@ -225,14 +221,14 @@ def scalar_pow_(base: float, x: Tensor, work: Workspace) -> Tensor:
 # -- normal draws -----------------------------------------------------------------------------------------
 
 
-def _sincos_chunk(u2: Tensor, out_c: Tensor, out_s: Tensor, p2: Tensor, q: Tensor, swap: Tensor) -> None:
-    """Unit vector at a uniform angle from 24-bit ints ``u2``: 2 bits pick the quadrant, 22 bits the
-    angle φ in [-π/4, π/4) within it; ``out_c``/``out_s`` get (cos, sin) of quadrant·π/2 + φ."""
-    torch.bitwise_right_shift(u2, _BITS - 2, out=q)  # quadrant 0..3
-    u2.bitwise_and_((1 << (_BITS - 2)) - 1)
-    phi = out_s
+def _sincos_chunk(u2: Tensor, out_c: Tensor, out_s: Tensor, p2: Tensor, t: Tensor) -> None:
+    """Unit vector at a uniform angle from 24-bit ints ``u2`` (overwritten): φ = (u2 + ½)/2^24 · π/2 − π/4
+    in (−π/4, π/4), cos φ and sin φ by their series, then the angle doubled twice (4φ covers the circle):
+    ``out_c``/``out_s`` get cos 4φ and sin 4φ."""
+    phi = t
     phi.copy_(u2)  # exact int → float
-    phi.mul_(2.0 ** -(_BITS - 2))
+    phi.add_(0.5)
+    phi.mul_(2.0**-_BITS)
     phi.sub_(0.5)
     phi.mul_(_HALF_PI)
     torch.mul(phi, phi, out=p2)
@@ -241,30 +237,18 @@ def _sincos_chunk(u2: Tensor, out_c: Tensor, out_s: Tensor, p2: Tensor, q: Tenso
         out_c.add_(coeff)
         out_c.mul_(p2)
     out_c.add_(1.0)
-    sin_poly = u2.view(_F)  # u2's bits are no longer needed: its storage holds the sine polynomial
-    torch.mul(p2, _SIN[3], out=sin_poly)  # sin φ = φ + φ p2 (S1 + p2 (S2 + ...))
+    torch.mul(p2, _SIN[3], out=out_s)  # sin φ = φ + φ p2 (S1 + p2 (S2 + ...))
     for coeff in reversed(_SIN[:3]):
-        sin_poly.add_(coeff)
-        sin_poly.mul_(p2)
-    sin_poly.mul_(phi)
-    phi.add_(sin_poly)  # out_s = sin φ
-    # rotate by the quadrant: q odd → (−sin, cos); q ≥ 2 → negate both
-    torch.bitwise_and(q, 1, out=u2)
-    torch.ne(u2, 0, out=swap)
-    p2.copy_(out_c)
-    torch.where(swap, out_s, out_c, out=out_c)
-    torch.where(swap, p2, out_s, out=out_s)
-    # after the swap out_c holds sin where swapped; negate it there
-    p2.copy_(swap)
-    p2.mul_(-2.0)
-    p2.add_(1.0)  # −1 where swapped, +1 elsewhere
-    out_c.mul_(p2)
-    torch.bitwise_and(q, 2, out=u2)
-    p2.copy_(u2)
-    p2.neg_()
-    p2.add_(1.0)  # q & 2 ∈ {0, 2} → sign +1 / −1
-    out_c.mul_(p2)
-    out_s.mul_(p2)
+        out_s.add_(coeff)
+        out_s.mul_(p2)
+    out_s.mul_(phi)
+    out_s.add_(phi)
+    for _ in range(2):  # (cos 2a, sin 2a) = ((cos a − sin a)(cos a + sin a), 2 sin a cos a)
+        torch.sub(out_c, out_s, out=p2)
+        torch.add(out_c, out_s, out=t)
+        out_s.mul_(out_c)
+        out_s.mul_(2.0)
+        torch.mul(p2, t, out=out_c)
 
 
 def normal_(x: Tensor, generator: Generator, work: Workspace) -> Tensor:
@@ -280,20 +264,18 @@ def normal_(x: Tensor, generator: Generator, work: Workspace) -> Tensor:
     h = (n + 1) // 2
     ints = work.get("portable.ints", (2 * h,), flat, _I)
     ints.random_(0, 1 << _BITS, generator=generator)
-    r_buf, c_buf, s_buf, p2, f, z, w, m, i, q, big = _scratch(
-        work, flat, h, r=_F, c=_F, s=_F, p2=_F, f=_F, z=_F, w=_F, m=_I, i=_I, q=_I, big=_B
-    )
+    r_buf, c_buf, s_buf, p2, f, z, w, i = _scratch(work, flat, h, r=_F, c=_F, s=_F, p2=_F, f=_F, z=_F, w=_F, i=_I)
     for sl in chunks(h, flat.device):
         k = sl.stop - sl.start
         r = r_buf[:k]
         r.copy_(ints[sl])  # u1 = (int + 1) / 2^24 in (0, 1]
         r.add_(1.0)
         r.mul_(2.0**-_BITS)
-        _log_chunk(r, f[:k], s_buf[:k], z[:k], w[:k], m[:k], i[:k], big[:k])
+        _log_chunk(r, f[:k], s_buf[:k], z[:k], w[:k], i[:k])
         r.mul_(-2.0)
         r.sqrt_()
         c, s = c_buf[:k], s_buf[:k]
-        _sincos_chunk(ints[h + sl.start : h + sl.stop], c, s, p2[:k], q[:k], big[:k])
+        _sincos_chunk(ints[h + sl.start : h + sl.stop], c, s, p2[:k], f[:k])
         torch.mul(r, c, out=flat[sl])
         hi = min(h + sl.stop, n) - (h + sl.start)
         if hi > 0:
@@ -305,26 +287,28 @@ def normal_(x: Tensor, generator: Generator, work: Workspace) -> Tensor:
 
 
 def exact_sum(x: Tensor, top: float | None = None) -> float:
-    """The sum of float32 ``x``, independent of order, ISA and threads (fixed-point integers).
+    """The sum of float32 ``x`` in 31-bit fixed point, independent of order, ISA and threads.
 
-    Each value is truncated to a multiple of ``2^-52 · 2^⌈log2 max|x|⌉`` (error ≤ n · 2^-51 · max|x|),
-    split into two 26-bit halves and summed exactly in int64. ``top``: ``max |x|`` if already known.
-    Raises ``ValueError`` on inf/NaN.
+    Each value is truncated (toward 0) to a multiple of ``2^-31 · 2^⌈log2 max|x|⌉`` — exact float32
+    ops — and the integers are summed exactly in int64: |error| ≤ n · 2^-31 · max|x| (the sum of a
+    tile's |W| to ~1e-9 of max|W| per weight, below float32 resolution of the mean). ``top``: ``max |x|``
+    if already known. Raises ``ValueError`` on inf/NaN.
     """
     flat = x.detach().reshape(-1)
     if flat.numel() == 0:
         return 0.0
+    if flat.dtype != torch.float32:
+        raise TypeError(f"exact_sum takes float32 values, got {flat.dtype}")
     top = float(flat.abs().max()) if top is None else top
     if not math.isfinite(top):
         raise ValueError(f"exact_sum of non-finite values (max |x| = {top})")
     if top == 0.0:
         return 0.0
-    shift = 52 - math.frexp(top)[1]  # max |x| · 2^shift < 2^52
+    shift = 31 - math.frexp(top)[1]  # max |x| · 2^shift < 2^31
     scale, total = math.ldexp(1.0, shift), 0
     for sl in chunks(flat.numel(), flat.device):
-        v = flat[sl].double().mul_(scale).trunc_().to(torch.int64)  # × 2^shift: exact
-        hi = torch.bitwise_right_shift(v, 26)
-        total += int(hi.sum()) * (1 << 26) + int(v.bitwise_and_((1 << 26) - 1).sum())
+        v = flat[sl] * scale  # × 2^shift: exact (no overflow, and no underflow that matters: truncated below)
+        total += int(v.trunc_().to(torch.int32).sum(dtype=torch.int64))
     return math.ldexp(float(total), -shift)
 
 
