@@ -9,7 +9,8 @@ demo: setup
 	.venv/bin/analog-peft demo --out runs/demo
 
 test: setup
-	.venv/bin/python -m pytest -q -ra
+	@bash scripts/ensure_test_tools.sh
+	ANALOG_PEFT_REQUIRE_BROWSER=1 .venv/bin/python -m pytest -q -ra
 
 test-fast: setup
 	.venv/bin/python -m pytest -q -m "not slow"

@@ -351,3 +351,20 @@ def test_method_names_that_read_as_missing_survive_a_run_and_its_report(adapters
     summary = pd.read_csv(files.out_dir / "summary.csv", keep_default_na=False)
     assert set(summary.method) == {"nan", "NA", "None"}
     assert "NA − None" in files.html.read_text() or "NA" in files.html.read_text()
+
+
+def test_manifest_records_the_platform_and_rows_do_not_depend_on_torch_threads(adapters, reference_table, tmp_path):
+    """Each chip is evaluated on one torch thread whatever the caller set, so the table equals the
+    reference (and the two-worker one); the manifest says where and how it was computed."""
+    from device_models.portable import SCHEME
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        df = run_montecarlo(small_config(adapters), tmp_path / "threads", workers=1, progress=False)
+    finally:
+        torch.set_num_threads(before)
+    pd.testing.assert_frame_equal(df, reference_table)
+    platform = json.loads((tmp_path / "threads" / "manifest.json").read_text())["platform"]
+    assert platform["chip_scheme"] == SCHEME and platform["torch_threads"] == 1
+    assert platform["cpu_isa"] == torch.backends.cpu.get_cpu_capability() and platform["torch"] == torch.__version__

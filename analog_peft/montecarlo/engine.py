@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import platform
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -48,9 +47,14 @@ from analog_peft.tasks import get_task, load_split, resolve_data_dir
 from analog_peft.tasks.batching import encode_classification, pad_collate
 from analog_peft.tasks.glue import find_split_file
 from analog_peft.tasks.metrics import classification_metrics
+from device_models import portable
 
 DAY = 86400.0
 DEFAULT_TIMES = (1.0, 3600.0, DAY, 7 * DAY, 30 * DAY, 365 * DAY)
+#: torch threads every chip is evaluated on, in this process, a worker process or a Ray actor: torch's
+#: vectorised kernels round the last elements of each thread's range differently, so a fixed count keeps
+#: the rows independent of the number of workers (use more workers, not more threads, for more cores)
+EVAL_THREADS = 1
 COLUMNS = ["run", "method", "task", "device", "deployment", "chip", "t", "t_label", "metric", "value"]
 #: config fields that do not change any row: the display name, the memory mode, the number of chips
 UNHASHED = ("run", "keep_chip_state", "n_chips")
@@ -382,14 +386,18 @@ def _execute(
     elif executor != "process":
         raise ValueError(f"unknown executor {executor!r}; use 'process' or 'ray'")
     elif workers <= 1:
-        worker = _Worker(config)
-        for chip in chips:
-            yield chip, worker.chip_rows(chip)
+        before = torch.get_num_threads()
+        torch.set_num_threads(EVAL_THREADS)
+        try:
+            worker = _Worker(config)
+            for chip in chips:
+                yield chip, worker.chip_rows(chip)
+        finally:
+            torch.set_num_threads(before)
     else:
-        threads = max(1, (os.cpu_count() or 1) // workers)
         ctx = get_context("spawn")
         with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_process,
-                                 initargs=(config.to_dict(), threads)) as pool:
+                                 initargs=(config.to_dict(), EVAL_THREADS)) as pool:
             futures = [pool.submit(_process_chip, chip) for chip in chips]
             for fut in as_completed(futures):
                 yield fut.result()
@@ -406,7 +414,7 @@ def _execute_ray(config: MonteCarloConfig, chips: Sequence[int]) -> Iterator[tup
     @ray.remote
     class RayWorker:
         def __init__(self, config_dict: dict[str, Any]) -> None:
-            self.worker = _Worker(MonteCarloConfig.from_dict(config_dict))
+            self.worker = _Worker(MonteCarloConfig.from_dict(config_dict), EVAL_THREADS)
 
         def run(self, chip: int) -> tuple[int, list[dict[str, Any]]]:
             return chip, self.worker.chip_rows(chip)
@@ -487,6 +495,7 @@ def _new_manifest(config: MonteCarloConfig, eval_set: EvalSet) -> dict[str, Any]
         "adapter_sha256": adapter_digests(config),
         "device_model": device_models.get(config.device).to_dict(),
         "versions": _versions(),
+        "platform": platform_info(),
     }
 
 
@@ -511,6 +520,27 @@ def adapter_digests(config: MonteCarloConfig) -> dict[str, str]:
             h.update(f.read_bytes())
         out[m.name] = h.hexdigest()
     return out
+
+
+def platform_info() -> dict[str, Any]:
+    """Where the rows were computed: the chips are the same bits on any CPU (chip scheme), the forward pass
+    of the transformer uses torch's vectorised kernels of this CPU ISA on ``EVAL_THREADS`` threads."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "chip_scheme": portable.SCHEME,
+        "cpu": cpu,
+        "cpu_isa": torch.backends.cpu.get_cpu_capability(),
+        "machine": platform.machine(),
+        "torch": torch.__version__,
+        "torch_threads": EVAL_THREADS,
+    }
 
 
 def _versions() -> dict[str, str]:
