@@ -8,7 +8,7 @@ compensation. Every draw comes from a generator seeded by ``(seed, chip, tile, p
 which other chips or times were evaluated. ``reset()`` restores the target weights without reloading.
 
 Memory: a chip's per-device draws (for PCM: programmed conductances and drift exponents of both devices
-of a pair, 4 floats per weight) are kept between ``drift`` calls by default. With ``keep_state=False``
+of a pair and their read-noise amplitudes, 6 floats per weight) are kept between ``drift`` calls by default. With ``keep_state=False``
 they are re-drawn from the chip's seed at every ``drift(t)`` (bit-identical, one tile at a time in a
 tile-sized buffer): no per-chip state, at the cost of re-programming per time point. Programmers of models
 with bit-identical targets (adapters deployed in the periphery of one base) share chips: ``copy_from(other)``

@@ -305,7 +305,20 @@ class PowerLawDriftModel(ConductanceModel):
             torch.add(nf[s], a[s], out=nf[s])
             nf[s].abs_()
             nf[s].mul_(self.drift_scale)
-        return ProgrammedState(target=weights, tensors={"g_prog": g_prog, "nu": nu}, scale=scale, offset=offset)
+        q = _reusable(old.get("q"), g_target)  # Q_s depends on g_prog only: once per chip, not per time
+        self._read_noise_q_into(gp, q, work)
+        tensors = {"g_prog": g_prog, "nu": nu, "q": q}
+        return ProgrammedState(target=weights, tensors=tensors, scale=scale, offset=offset)
+
+    def _read_noise_q_into(self, gp: Tensor, q: Tensor, work: Workspace) -> None:
+        """``q ← read_noise_q(|g_prog| / g_max)`` (flat ``gp``), the fused form of :meth:`read_noise_q`."""
+        parts, qf = chunks(gp.numel(), gp.device), q.view(-1)
+        for s in parts:
+            torch.abs(gp[s], out=qf[s])
+            qf[s].div_(self.g_max)
+        self.read_noise_q_full_(q, work)
+        for s in parts:
+            self.read_noise_q_chunk_(qf[s])
 
     @torch.no_grad()
     def read_into(
@@ -325,24 +338,23 @@ class PowerLawDriftModel(ConductanceModel):
         parts = chunks(n, g_prog.device)
         t_total = t + self.t0
         drift = t > 0
-        for s in parts:  # -ν; |g_prog| / g_max
-            if drift:
-                torch.neg(nf[s], out=a[s])
-            torch.abs(gp[s], out=b[s])
-            b[s].div_(self.g_max)
         if drift:  # ((t + t0)/t0)^(-ν) = exp(-ν · ln((t + t0)/t0))
             log_ratio = portable.py_log(t_total / self.t0)
             for s in parts:
+                torch.neg(nf[s], out=a[s])
                 a[s].mul_(log_ratio)
             portable.exp_(a, work)
-        self.read_noise_q_full_(b.view(shape), work)
+        q = state.tensors.get("q")  # Q_s(|g_prog| / g_max), kept from programming or computed here
+        if q is None:
+            q = b
+            self._read_noise_q_into(gp, q, work)
+        qf = q.reshape(-1)
         g_drift = a if drift else gp
         accumulated = self.accumulated_read_noise(t)
         for s in parts:  # g_drift = g_prog·(...); σ = Q_s·sqrt(...); |g_drift|·read_noise_scale·σ
             if drift:
                 torch.mul(gp[s], a[s], out=a[s])
-            self.read_noise_q_chunk_(b[s])
-            b[s].mul_(accumulated)
+            torch.mul(qf[s], accumulated, out=b[s])
             torch.abs(g_drift[s], out=c[s])
             c[s].mul_(self.read_noise_scale)
             c[s].mul_(b[s])
