@@ -198,3 +198,38 @@ def test_unconverted_model_is_refused():
 def test_negative_eta_is_refused(model):
     with pytest.raises(DeviceModelError, match="eta"):
         ChipProgrammer(model, {"name": "gaussian", "params": {"eta": -0.1}})
+
+
+@pytest.mark.parametrize("compensate", [True, False])
+def test_overflowing_device_parameters_stop_with_the_tile_and_chip(model, compensate):
+    """η = 1e40 overflows the programmed weights to inf/NaN: programming must stop naming tile and chip
+    (it used to run on to an accuracy of 0.5), with or without drift compensation."""
+    from analog_peft.chips import NonFiniteChipError
+
+    chips = ChipProgrammer(model, {"name": "gaussian", "eta": 1e40}, seed=0, compensate_drift=compensate)
+    with pytest.raises(NonFiniteChipError, match=r"chip 3 at t = 0 s: tile .*#0 has \d+ non-finite weights"):
+        chips.program(3).drift(0.0)
+    chips.reset()
+
+
+def test_the_portable_kernels_agree_with_float64_math():
+    """The chip scheme's own log/exp/pow/normal/sums are accurate (not only reproducible)."""
+    from scipy import stats
+
+    from device_models import portable as P
+
+    gen = torch.Generator().manual_seed(3)
+    x = torch.empty(200_001, dtype=torch.int32).random_(1, 1 << 24, generator=gen).float() * 2.0**-18
+    ref = torch.log(x.double())
+    assert ((P.log(x).double() - ref).abs() <= 2.0**-23 * ref.abs().clamp(min=1.0)).all()
+    z = torch.linspace(-80.0, 80.0, 200_001)
+    assert ((P.exp(z).double() / torch.exp(z.double()) - 1).abs().max() < 2e-7)
+    assert ((P.pow(x, 0.65).double() / x.double() ** 0.65 - 1).abs().max() < 2e-6)
+    n = P.normal(torch.empty(400_001), gen)
+    assert abs(float(n.mean())) < 0.01 and abs(float(n.std()) - 1) < 0.01
+    assert stats.kstest(n.numpy(), "norm").pvalue > 1e-3
+    v = P.normal(torch.empty(100_003), gen)
+    assert abs(P.exact_sum(v) - float(v.double().sum())) < 1e-6 * float(v.abs().sum())
+    assert P.std(v) == pytest.approx(float(v.double().std()), rel=1e-6)
+    ratio = 86400.0 / 20 + 1
+    assert P.py_log(ratio) == pytest.approx(float(torch.log(torch.tensor(ratio, dtype=torch.float64))), rel=1e-15)
