@@ -47,6 +47,13 @@ def is_user_error(exc: BaseException) -> bool:
     return False
 
 
+def _close_progress_bars() -> None:
+    """Finish the tqdm bars an error left open, so the error line starts on a line of its own."""
+    bar_class = getattr(sys.modules.get("tqdm"), "tqdm", None)
+    for bar in list(getattr(bar_class, "_instances", None) or []):
+        bar.close()
+
+
 def one_line(exc: BaseException) -> str:
     """The exception's message on one line (its type name when it has none)."""
     text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
@@ -231,6 +238,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if args.debug or not is_user_error(exc):
             raise
+        _close_progress_bars()
         print(f"{PROG}: error: {one_line(exc)}", file=sys.stderr)
         return USAGE_ERROR
 

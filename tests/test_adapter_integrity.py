@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import warnings
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -173,8 +174,8 @@ class NanModel(nn.Module):
 
 def test_score_refuses_nan_logits():
     eval_set = EvalSet([{"input_ids": torch.ones(3, 4, dtype=torch.long)}], [0, 1, 0], "x")
-    with pytest.raises(NonFiniteError, match=r"method 'm' on chip 2 at t = 1d, batch 0: 6 of 6 logits"):
-        score(NanModel(), eval_set, where="method 'm' on chip 2 at t = 1d")
+    with pytest.raises(NonFiniteError, match=r"^evaluation, batch 0: 6 of 6 logits are not finite"):
+        score(NanModel(), eval_set)
 
 
 def test_training_evaluation_refuses_nan_logits():
@@ -230,11 +231,9 @@ def test_unknown_model_with_unreachable_hub_fails_fast(monkeypatch):
     with pytest.raises(ModelNotFoundError, match=r"no alias \(minilm-l6, smollm2-135m\).*hub .* is unreachable"):
         load_classifier("no-such-model", num_labels=2)
     assert time.perf_counter() - t0 < 5
-
-
-def test_hub_probe_is_bounded():
+    monkeypatch.undo()
     t0 = time.perf_counter()
-    models._hub_reachable("https://10.255.255.1:9", timeout=0.5)  # unroutable: must give up, not hang
+    models._hub_reachable("https://10.255.255.1:9", timeout=0.5)  # the real probe gives up on an unroutable host
     assert time.perf_counter() - t0 < 2
 
 
@@ -247,13 +246,11 @@ def test_conductance_model_on_ideal_tiles_warns_and_names_mapped():
         config.validate()
     with pytest.warns(UserWarning, match=r"training noise: device model 'hermes'.*'mapped'"):
         TrainConfig(noise={"mode": "device", "device": "hermes", "t": 1.0})  # rpu auto -> ideal
-
-
-def test_no_warning_on_mapped_tiles_or_for_gaussian(recwarn):
-    MonteCarloConfig(methods=[MethodSpec("base", None)], device="pcm", rpu="mapped").validate()
-    TrainConfig(noise={"mode": "device", "device": "reram", "t": 1.0}, rpu="mapped")
-    TrainConfig(noise={"mode": "device", "device": {"name": "gaussian", "eta": 0.01}})
-    assert not [w for w in recwarn if "mapped" in str(w.message)]
+    with warnings.catch_warnings():  # no warning on mapped tiles, nor for weight-space models
+        warnings.simplefilter("error")
+        MonteCarloConfig(methods=[MethodSpec("base", None)], device="pcm", rpu="mapped").validate()
+        TrainConfig(noise={"mode": "device", "device": "reram", "t": 1.0}, rpu="mapped")
+        TrainConfig(noise={"mode": "device", "device": {"name": "gaussian", "eta": 0.01}})
 
 
 @pytest.mark.parametrize(
