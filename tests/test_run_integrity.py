@@ -69,9 +69,10 @@ def test_saving_an_adapter_twice_gives_the_same_bytes(tmp_path, tiny_bert):
 
     adapted = attach(load_classifier(tiny_bert, num_labels=2, seed=0), GraspConfig(k=4))
     saved = []
-    for i in range(8):
+    for i in range(8):  # through training's atomic save, and the public save_adapter
         save_adapter(adapted, tmp_path / f"a{i}")
-        saved.append(_files(tmp_path / f"a{i}"))
+        adapted.save_adapter(tmp_path / f"b{i}")
+        saved += [_files(tmp_path / f"a{i}"), _files(tmp_path / f"b{i}")]
     assert all(s == saved[0] for s in saved)
 
 

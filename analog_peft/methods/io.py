@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import struct
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -37,6 +39,32 @@ def tensor_checksum(tensors: Mapping[str, Tensor]) -> str:
     return h.hexdigest()
 
 
+def canonical_safetensors(path: Path) -> None:
+    """Make a saved file byte-reproducible: safetensors writes its ``__metadata__`` keys in a random
+    order (a Rust ``HashMap``). Rewrite the header of a safetensors file in place with the keys sorted.
+
+    The header keeps its length (same keys, other order), so the tensor offsets stay valid; a header this
+    function cannot reproduce exactly (other JSON spelling) is left as it is.
+    """
+    with path.open("r+b") as f:
+        (n,) = struct.unpack("<Q", f.read(8))
+        raw = f.read(n)
+        header = json.loads(raw)
+        meta = header.get("__metadata__")
+        if not isinstance(meta, dict):
+            return
+        canonical = {"__metadata__": dict(sorted(meta.items())), **{k: v for k, v in header.items()
+                                                                     if k != "__metadata__"}}
+        text = json.dumps(canonical, separators=(",", ":"), ensure_ascii=False).encode()
+        body = raw.rstrip(b" ")
+        if len(text) != len(body) or json.loads(text) != header or not body.startswith(b'{"__metadata__":'):
+            return
+        f.seek(8)
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+
+
 def write_adapter(
     directory: str | Path, config: dict[str, Any], tensors: dict[str, Tensor], fmt: str = FORMAT
 ) -> Path:
@@ -47,6 +75,7 @@ def write_adapter(
     checksum = tensor_checksum(payload)
     metadata = {"format": fmt, "method": config["method"], CHECKSUM_KEY: checksum}
     save_file(payload, str(directory / WEIGHTS_NAME), metadata=metadata)
+    canonical_safetensors(directory / WEIGHTS_NAME)
     data = {**config, "format": fmt, CHECKSUM_KEY: checksum}
     (directory / CONFIG_NAME).write_text(json.dumps(data, indent=2, sort_keys=True))
     return directory

@@ -5,16 +5,13 @@
 ``rng.safetensors`` (torch RNG states) and ``state.json`` (step, epoch, batch index, best metric, wall time).
 It is written to a temporary folder and renamed, so an interruption never leaves a half-written state.
 
-Saved adapters are byte-reproducible: safetensors writes its ``__metadata__`` keys in a random order (a Rust
-``HashMap``), so :func:`canonical_safetensors` rewrites that header with sorted keys after each save.
+Saved adapters are byte-reproducible (``analog_peft.methods.io.canonical_safetensors``).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import struct
 from pathlib import Path
 from typing import Any
 
@@ -26,42 +23,11 @@ STATE_DIR = "trainer_state"
 CALIBRATION = "analog_calibration.safetensors"
 
 
-def canonical_safetensors(path: Path) -> None:
-    """Rewrite the header of a safetensors file in place with its ``__metadata__`` keys sorted.
-
-    The header keeps its length (same keys, other order), so the tensor offsets stay valid; a header this
-    function cannot reproduce exactly (other JSON spelling) is left as it is.
-    """
-    with path.open("r+b") as f:
-        (n,) = struct.unpack("<Q", f.read(8))
-        raw = f.read(n)
-        header = json.loads(raw)
-        meta = header.get("__metadata__")
-        if not isinstance(meta, dict):
-            return
-        canonical = {"__metadata__": dict(sorted(meta.items())), **{k: v for k, v in header.items()
-                                                                     if k != "__metadata__"}}
-        text = json.dumps(canonical, separators=(",", ":"), ensure_ascii=False).encode()
-        body = raw.rstrip(b" ")
-        if len(text) != len(body) or json.loads(text) != header or not body.startswith(b'{"__metadata__":'):
-            return
-        f.seek(8)
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def _save_canonical(adapted: Any, directory: Path) -> None:
-    adapted.save_adapter(directory)
-    for path in sorted(directory.glob("*.safetensors")):
-        canonical_safetensors(path)
-
-
 def save_adapter(adapted: Any, directory: Path) -> None:
     """Write the adapter (``save_adapter``, byte-reproducible) atomically into ``directory``."""
     tmp = directory.with_name(directory.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    _save_canonical(adapted, tmp)
+    adapted.save_adapter(tmp)
     shutil.rmtree(directory, ignore_errors=True)
     tmp.rename(directory)
 
@@ -71,7 +37,7 @@ def save_trainer_state(run_dir: Path, adapted: Any, optimizer: Any, scheduler: A
     tmp = run_dir / (STATE_DIR + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    _save_canonical(adapted, tmp / "adapter")
+    adapted.save_adapter(tmp / "adapter")
     torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
     sched = {k: v for k, v in scheduler.state_dict().items() if k != "lr_lambdas"}
     torch.save(sched, tmp / "scheduler.pt")
