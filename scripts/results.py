@@ -204,8 +204,14 @@ def write_results(runs: Path, cola_runs: Path, root: Path, out: Path, chips: int
         "--methods head,grasp,stochgrasp_gs,stochgrasp,grasp_g005,stochgrasp_g005,lora,bitfit,ia3,para",
         ".venv/bin/python scripts/train_table.py --runs runs/cola --task cola --out docs/training_table_cola.md "
         "--methods grasp,lora,bitfit,ia3,para --train-examples 6000 --epochs 1",
+        "# the four robustness adapters of (b) are committed: artifacts/sst2_t6k/{grasp,stochgrasp_gs,grasp_g005,"
+        "stochgrasp_g005}",
         f"OMP_NUM_THREADS=1 .venv/bin/python scripts/results.py --run --chips {chips} --examples {examples} "
-        "--export docs/results_data",
+        "--runs artifacts/sst2_t6k --export docs/results_data",
+        "# check the committed tables against the current code (first chips of each study, every row):",
+        ".venv/bin/python scripts/check_published_mc.py " + " ".join(f"docs/results_data/mc/{n}:2" for n in (
+            "gauss_layer_max_0.001", "gauss_layer_max_0.002", "gauss_layer_max_0.005", "gauss_layer_max_0.01",
+            "gauss_column_max_0.01", "pcm", "pcm_more")),
         "# regenerate this page from the committed data only:",
         f".venv/bin/python scripts/results.py --chips {chips} --examples {examples} --mc-root docs/results_data/mc "
         "--runs docs/results_data/train_sst2 --cola-runs docs/results_data/train_cola",
