@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 
 import pytest
+
 import torch
 
 from analog_peft.tasks import resolve_data_dir
+
+# no test may reach the model hub (only package registries are reachable here, and tests stay local)
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 DATA = resolve_data_dir()  # $ANALOG_PEFT_DATA, else <repo>/../shared/datasets
 

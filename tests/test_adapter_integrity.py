@@ -232,9 +232,33 @@ def test_unknown_model_with_unreachable_hub_fails_fast(monkeypatch):
         load_classifier("no-such-model", num_labels=2)
     assert time.perf_counter() - t0 < 5
     monkeypatch.undo()
-    t0 = time.perf_counter()
-    models._hub_reachable("https://10.255.255.1:9", timeout=0.5)  # the real probe gives up on an unroutable host
-    assert time.perf_counter() - t0 < 2
+
+
+def test_the_hub_probe_is_bounded_and_only_local_here():
+    """The real probe, against loopback only (no traffic leaves the machine): a listening port is reachable, a
+    closed one is not, and a connect that never completes is given up after the timeout."""
+    import socket
+    import threading
+
+    models._hub_reachable.cache_clear()
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        assert models._hub_reachable(f"https://127.0.0.1:{server.getsockname()[1]}", timeout=2.0)
+        closed = server.getsockname()[1]
+    models._hub_reachable.cache_clear()
+    assert not models._hub_reachable(f"https://127.0.0.1:{closed}", timeout=2.0)
+    hang = threading.Event()
+    real = socket.create_connection
+    try:
+        socket.create_connection = lambda *a, **k: hang.wait(5)  # a connect that hangs
+        t0 = time.perf_counter()
+        assert not models._hub_reachable("https://127.0.0.2:9", timeout=0.3)
+        assert time.perf_counter() - t0 < 2
+    finally:
+        socket.create_connection = real
+        hang.set()
+        models._hub_reachable.cache_clear()
 
 
 # -- device noise settings -------------------------------------------------------------------------------
