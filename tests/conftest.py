@@ -7,7 +7,6 @@ import os
 from pathlib import Path
 
 import pytest
-
 import torch
 
 from analog_peft.tasks import resolve_data_dir
