@@ -31,6 +31,8 @@ from aihwkit.inference import PCMLikeNoiseModel  # noqa: E402
 from analog_peft.chips import ChipProgrammer  # noqa: E402
 from analog_peft.convert import analog_tiles, convert  # noqa: E402
 from benchmarks._common import peak_rss_mb, table, write_result  # noqa: E402
+from device_models import portable  # noqa: E402
+from device_models.portable import Workspace  # noqa: E402
 
 
 class LinearStack(nn.Module):
@@ -86,6 +88,9 @@ def floor_times(model: nn.Module, repeats: int = 3) -> dict[str, float]:
     (drift-exponent law); each time point = 1 ``randn`` (read noise) + 2 ``pow`` (drift factor, read-noise
     amplitude). Both this toolkit and aihwkit's loop make exactly these draws (the bits of every chip are
     fixed, tests/test_chip_fingerprints.py), so ``aihwkit / floor`` bounds any speed-up that keeps them.
+    Since chip scheme ``portable-1`` the toolkit draws with ``device_models.portable`` instead (the same bits
+    on every CPU): its floor (``portable_*``) is 2 normals + 1 log + 1 pow (the read-noise amplitude, kept
+    per chip) at programming and 1 normal + 1 exp per time point.
     Tiles are shared out among torch's threads as ``ChipProgrammer`` does (one torch thread each; torch's
     ``randn`` is serial), buffers pre-allocated.
     """
@@ -113,6 +118,24 @@ def floor_times(model: nn.Module, repeats: int = 3) -> dict[str, float]:
             torch.pow(1.5, b, out=b)
             torch.pow(b, 0.65, out=b)
 
+    works = [Workspace() for _ in bufs]
+
+    def program_portable(group: list[int], buf: torch.Tensor) -> None:
+        gen, work = torch.Generator().manual_seed(0), works[bufs.index(buf)]
+        for n in group:
+            b = buf[:n]
+            portable.normal_(b, gen, work)
+            portable.normal_(b, gen, work)
+            portable.log_(b.abs_().add_(1e-3), work)
+            portable.pow_(b.abs_().add_(1e-3), 0.65, work)  # Q_s, kept per chip
+
+    def drift_portable(group: list[int], buf: torch.Tensor) -> None:
+        gen, work = torch.Generator().manual_seed(0), works[bufs.index(buf)]
+        for n in group:
+            b = buf[:n]
+            portable.normal_(b, gen, work)
+            portable.exp_(b, work)
+
     def run(fn) -> float:
         torch.set_num_threads(1)
         try:
@@ -125,7 +148,9 @@ def floor_times(model: nn.Module, repeats: int = 3) -> dict[str, float]:
             torch.set_num_threads(threads)
 
     return {"program_s": min(run(program) for _ in range(repeats)),
-            "drift_per_t_s": min(run(drift) for _ in range(repeats))}
+            "drift_per_t_s": min(run(drift) for _ in range(repeats)),
+            "portable_program_s": min(run(program_portable) for _ in range(repeats)),
+            "portable_drift_per_t_s": min(run(drift_portable) for _ in range(repeats))}
 
 
 def _timed(fn) -> float:
@@ -224,6 +249,7 @@ def main(argv: list[str] | None = None) -> dict:
         "floor": floor,
         "load_avg_start": load, "load_avg_end": load_end,
         "peak_rss_mb": peak_rss_mb(),
+        "cpu_isa": torch.backends.cpu.get_cpu_capability(),
     }
     rows = [[k, a[k], o[k], f"{speedup[k]:.2f}×", f"{paired[k]:.2f}×"] for k in ("program_s", "drift_per_t_s", "chip_s")]
     print(f"programming + drift, {n_weights / 1e6:.1f}M analog weights in {len(tiles)} tiles, "
@@ -234,6 +260,10 @@ def main(argv: list[str] | None = None) -> dict:
         floor["chip_s"] = floor["program_s"] + floor["drift_per_t_s"] * len(times)
         print("floor (the draws + pow/log alone, same tiles and threads): "
               + ", ".join(f"{k} {floor[k]:.3g} s (aihwkit/floor {a[k] / floor[k]:.2f}×, ours/floor {o[k] / floor[k]:.2f}×)"
+                          for k in ("program_s", "drift_per_t_s", "chip_s")))
+        floor["portable_chip_s"] = floor["portable_program_s"] + floor["portable_drift_per_t_s"] * len(times)
+        print("portable floor (the same draws with device_models.portable, as chip scheme portable-1 needs): "
+              + ", ".join(f"{k} {floor['portable_' + k]:.3g} s (ours/portable floor {o[k] / floor['portable_' + k]:.2f}×)"
                           for k in ("program_s", "drift_per_t_s", "chip_s")))
     write_result(args.out, result)
     return result
