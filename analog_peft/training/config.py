@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import copy
 import math
+import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
-
-import tomllib
 
 from analog_peft.training import tomlio
 

@@ -6,11 +6,10 @@ from __future__ import annotations
 import json
 import math
 import re
+import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-
-import tomllib
 
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 
