@@ -115,6 +115,38 @@ def _device_params(text: str) -> dict:
     return params
 
 
+#: training-config keys read by ``montecarlo --data-config`` → Monte Carlo config fields
+_DATA_CONFIG_KEYS = {"task": "task", "data_dir": "data_dir", "eval_split": "split", "eval_file": "eval_file",
+                     "text_column": "text_column", "text_pair_column": "text_pair_column",
+                     "label_column": "label_column", "task_type": "task_type", "labels": "labels",
+                     "num_labels": "num_labels", "data_name": "data_name"}
+_MC_DATA_DEFAULTS = {"task": "sst2", "split": "dev"}
+
+
+def _data_config(path: str) -> dict:
+    """The data fields of a training config TOML (a run directory: its ``train_config.toml``)."""
+    from pathlib import Path
+
+    from analog_peft.training.tomlio import read_file
+
+    file = Path(path) / "train_config.toml" if Path(path).is_dir() else Path(path)
+    data = read_file(file, what="--data-config file")
+    if data.get("hf_dataset"):
+        raise ValueError(f"--data-config {file}: its data is the hub dataset {data['hf_dataset']!r}, and the Monte "
+                         "Carlo engine reads local files; save the split to a file and pass --eval-file")
+    return {field: data[key] for key, field in _DATA_CONFIG_KEYS.items() if data.get(key) not in (None, "", [], 0)}
+
+
+def _data_fields(args: argparse.Namespace) -> dict:
+    """The Monte Carlo config's data fields: defaults, then ``--data-config``, then the flags."""
+    fields = {**_MC_DATA_DEFAULTS, **(_data_config(args.data_config) if args.data_config else {})}
+    for name in _DATA_CONFIG_KEYS.values():
+        value = getattr(args, name, None)
+        if value is not None:
+            fields[name] = value
+    return fields
+
+
 def _cmd_montecarlo(args: argparse.Namespace) -> int:
     from analog_peft.montecarlo.engine import MonteCarloConfig, run_montecarlo
     from analog_peft.montecarlo.stats import parse_time
@@ -125,10 +157,8 @@ def _cmd_montecarlo(args: argparse.Namespace) -> int:
     config = MonteCarloConfig(
         methods=_parse_methods(args.method),
         base_model=args.base,
-        task=args.task,
-        split=args.split,
+        **_data_fields(args),
         max_examples=args.max_examples,
-        data_dir=args.data_dir,
         device=device,
         rpu=args.rpu,
         deployment=args.deployment,
@@ -187,10 +217,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", action="append", required=True, metavar="NAME=DIR",
                    help="adapter (or training run) directory per method; repeat for several methods")
     p.add_argument("--base", default="minilm-l6", help="base model the adapters were trained on")
-    p.add_argument("--task", default="sst2")
-    p.add_argument("--split", default="dev")
+    p.add_argument("--task", default=None, help="a GLUE task (default sst2) or custom (with --eval-file)")
+    p.add_argument("--split", default=None, help="evaluation split (default dev; MNLI: dev_matched, dev_mismatched)")
     p.add_argument("--max-examples", type=positive_int, default=None, help="subsample the eval set (seeded)")
     p.add_argument("--data-dir", default=None)
+    p.add_argument("--data-config", default=None, metavar="TOML",
+                   help="read the data options (task, eval_file, columns, labels, ...) from a training config "
+                        "TOML or a training run directory's train_config.toml; the flags below override it")
+    p.add_argument("--eval-file", default=None, help="your own evaluation file (CSV, TSV, JSON Lines, Parquet)")
+    p.add_argument("--text-column", default=None)
+    p.add_argument("--text-pair-column", default=None, help="second text of sentence pairs")
+    p.add_argument("--label-column", default=None)
+    p.add_argument("--task-type", default=None, choices=["classification", "regression"])
+    p.add_argument("--labels", default=None, type=lambda t: [x.strip() for x in t.split(",") if x.strip()],
+                   help="label names in index order, comma-separated (custom classification)")
+    p.add_argument("--num-labels", default=None, type=positive_int, help="number of classes (custom data)")
+    p.add_argument("--data-name", default=None, help="name of the data in the table and the report title")
     p.add_argument("--device", default="pcm", help="device model: pcm, hermes, reram, reram_cmo, gaussian, ...")
     p.add_argument("--device-params", default=None, help='JSON parameters, e.g. \'{"eta": 0.01}\'')
     p.add_argument("--rpu", default="mapped", choices=["ideal", "mapped", "standard"])

@@ -180,14 +180,20 @@ def load_tokenizer(name: str):
 
 
 def load_classifier(name: str, num_labels: int, seed: int = 0) -> nn.Module:
-    """A sequence-classification model; the new head is initialised from ``seed`` (reproducible)."""
+    """A sequence-classification model; the new head is initialised from ``seed`` (reproducible).
+
+    ``num_labels = 1`` is a regression head (MSE loss on float labels). A saved head of another size (a
+    2-class checkpoint loaded for a 3-class task) is replaced by a new seeded one.
+    """
     from transformers import AutoModelForSequenceClassification
 
     src = resolve(name)
+    extra: dict[str, Any] = {"problem_type": "regression"} if num_labels == 1 else {}
     with _loading(name), _quiet(), torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = AutoModelForSequenceClassification.from_pretrained(
-            src.path, num_labels=num_labels, dtype=torch.float32, **_kwargs(src)
+            src.path, num_labels=num_labels, dtype=torch.float32, ignore_mismatched_sizes=True, **extra,
+            **_kwargs(src)
         )
     if model.config.pad_token_id is None:
         model.config.pad_token_id = model.config.eos_token_id

@@ -43,10 +43,22 @@ from analog_peft.models import load_tokenizer
 from analog_peft.montecarlo.files import RunDirLocked, atomic_write, lock_run_dir, read_results_csv
 from analog_peft.montecarlo.stats import format_time
 from analog_peft.presets import resolve_rpu
-from analog_peft.tasks import get_task, load_split, resolve_data_dir
+from analog_peft.tasks import (
+    CUSTOM,
+    DataError,
+    DataOptions,
+    TaskSpec,
+    data_record,
+    get_task,
+    load_split,
+    resolve_data_dir,
+    resolve_task,
+)
+from analog_peft.tasks import data_name as task_data_name
 from analog_peft.tasks.batching import encode_classification, pad_collate
 from analog_peft.tasks.glue import find_split_file
 from analog_peft.tasks.metrics import classification_metrics
+from analog_peft.tasks.userdata import check_options
 from device_models import portable
 
 DAY = 86400.0
@@ -58,6 +70,10 @@ EVAL_THREADS = 1
 COLUMNS = ["run", "method", "task", "device", "deployment", "chip", "t", "t_label", "metric", "value"]
 #: config fields that do not change any row: the display name, the memory mode, the number of chips
 UNHASHED = ("run", "keep_chip_state", "n_chips")
+#: fields hashed only when they differ from these values, so run directories made before they existed keep
+#: their configuration hash
+HASHED_UNLESS = {"torch_device": "cpu", "eval_file": None, "text_column": "", "text_pair_column": "",
+                 "label_column": "", "task_type": "", "labels": [], "data_name": ""}
 MANIFEST = "manifest.json"
 
 __all__ = ["MethodSpec", "MonteCarloConfig", "RunDirLocked", "RunDirMismatch", "collect", "config_differences",
@@ -95,16 +111,42 @@ class MonteCarloConfig:
     times: list[float] = field(default_factory=lambda: list(DEFAULT_TIMES))
     seed: int = 0
     compensate_drift: bool = True
-    num_labels: int = 2
+    #: outputs of the task head; None = the task's (2 for SST-2, 1 for STS-B, the label set of custom data)
+    num_labels: int | None = None
     run: str = "mc"
     torch_device: str = "cpu"
     #: keep each chip's per-device draws between time points (fast) or re-draw them per time point (no
     #: per-chip memory; same results, so not hashed)
     keep_chip_state: bool = True
+    #: the user's own evaluation file (CSV, TSV, JSON Lines, Parquet) instead of the task's split file, and
+    #: its layout: the same fields as the training config (see ``analog_peft.tasks.DataOptions``)
+    eval_file: str | None = None
+    text_column: str = ""
+    text_pair_column: str = ""
+    label_column: str = ""
+    task_type: str = ""
+    labels: list[str] = field(default_factory=list)
+    data_name: str = ""
 
     def __post_init__(self) -> None:
         self.methods = [m if isinstance(m, MethodSpec) else MethodSpec(**m) for m in self.methods]
         self.times = [float(t) for t in self.times]
+        self.labels = list(self.labels)
+
+    def data_options(self) -> DataOptions:
+        """The data fields as :class:`~analog_peft.tasks.DataOptions`."""
+        return DataOptions(task=self.task, eval_file=self.eval_file or "", text_column=self.text_column,
+                           text_pair_column=self.text_pair_column, label_column=self.label_column,
+                           task_type=self.task_type, labels=tuple(self.labels), num_labels=self.num_labels or 0,
+                           data_name=self.data_name)
+
+    def task_spec(self) -> TaskSpec:
+        """The task (custom data: its label set from ``labels`` / ``num_labels``, else read from ``eval_file``)."""
+        return resolve_task(self.data_options(), self.split, data_dir=self.data_dir)
+
+    def data_label(self) -> str:
+        """The data's name in the table's ``task`` column and the report title (the task name for GLUE)."""
+        return task_data_name(self.data_options(), get_task(self.task))
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the problem and the fix, before anything is loaded or run."""
@@ -131,8 +173,14 @@ class MonteCarloConfig:
         for t in self.times:
             if t > 0:
                 dm.check_time(t)
-        if get_task(self.task).kind != "classification":
-            raise ValueError(f"task {self.task!r} is not a classification task; the engine scores classifiers")
+        spec = get_task(self.task)
+        if spec.kind == "generation":
+            raise ValueError(f"task {self.task!r} generates text; the engine scores classifiers and regressors "
+                             "(GLUE tasks or task = \"custom\")")
+        check_options(self.data_options())
+        if spec.name == CUSTOM and not self.eval_file:
+            raise DataError("task 'custom' reads your own file: set --eval-file (eval_file) to a CSV, TSV, "
+                            "JSON Lines or Parquet file")
         resolve_rpu(self.rpu)
 
     def to_dict(self) -> dict[str, Any]:
@@ -142,20 +190,31 @@ class MonteCarloConfig:
         """A copy with paths in their effective form, so equal setups compare equal.
 
         ``data_dir`` becomes the absolute folder the split file is read from (flag, else
-        ``$ANALOG_PEFT_DATA``, else the default root); adapter folders become absolute, resolved paths
-        (no trailing ``/``).
+        ``$ANALOG_PEFT_DATA``, else the default root; None when ``eval_file`` names the file, which becomes
+        absolute); adapter folders become absolute, resolved paths (no trailing ``/``); an unset
+        ``num_labels`` becomes the task's (for custom classification data without ``labels`` the label set is
+        read from ``eval_file`` and recorded).
         """
         data = self.to_dict()
-        data["data_dir"] = _effective_data_dir(self.task, self.split, self.data_dir)
+        if self.eval_file:
+            data["eval_file"], data["data_dir"] = str(Path(self.eval_file).expanduser().resolve()), None
+        else:
+            data["data_dir"] = _effective_data_dir(self.task, self.split, self.data_dir)
+        if self.num_labels is None:
+            spec = MonteCarloConfig.from_dict({**data, "methods": []}).task_spec()
+            data["num_labels"] = spec.num_labels
+            if spec.name == CUSTOM and spec.label_names and not self.labels:
+                data["labels"] = list(spec.label_names)
         data["methods"] = [{**m, "adapter": None if m["adapter"] is None else str(Path(m["adapter"]).expanduser()
                                                                                  .resolve())}
                            for m in data["methods"]]
         return MonteCarloConfig.from_dict(data)
 
     def hashed_fields(self) -> dict[str, Any]:
-        """The normalised fields that change the results (see ``UNHASHED``; ``torch_device`` unless "cpu")."""
+        """The normalised fields that change the results (see ``UNHASHED``; those of ``HASHED_UNLESS`` only
+        when they differ from its value, e.g. ``torch_device`` unless "cpu")."""
         return {k: v for k, v in self.normalized().to_dict().items()
-                if k not in UNHASHED and not (k == "torch_device" and v == "cpu")}
+                if k not in UNHASHED and not (k in HASHED_UNLESS and v == HASHED_UNLESS[k])}
 
     def digest(self) -> str:
         """Hash of :meth:`hashed_fields` (``n_chips`` excluded: more chips extend the same run)."""
@@ -196,15 +255,26 @@ def config_differences(old: Any, new: Any, prefix: str = "") -> list[str]:
 
 @dataclass
 class EvalSet:
-    """A tokenised, batched evaluation set and its labels."""
+    """A tokenised, batched evaluation set, its labels (scores for regression) and its task (None: a
+    classification scored with accuracy and Matthews correlation)."""
 
     batches: list[dict[str, torch.Tensor]]
-    labels: list[int]
+    labels: list[int] | list[float]
     sha256: str
+    task: TaskSpec | None = None
+    record: dict[str, Any] | None = None  # the data's name, file and file sha256 (``tasks.data_record``)
+
+
+def _eval_digest(texts: list[str], pairs: list[str] | None, labels: list[Any]) -> str:
+    """sha256 of the examples (``text\tlabel`` lines; ``text\tsecond text\tlabel`` for pairs)."""
+    rows = zip(texts, labels, strict=True) if pairs is None else zip(texts, pairs, labels, strict=True)
+    return hashlib.sha256("\n".join("\t".join(map(str, row)) for row in rows).encode()).hexdigest()
 
 
 def load_eval_set(config: MonteCarloConfig) -> EvalSet:
-    data = load_split(config.task, config.split, data_dir=config.data_dir, max_examples=config.max_examples, seed=0)
+    task = config.task_spec()
+    data = load_split(task, config.split, data_dir=config.data_dir, max_examples=config.max_examples, seed=0,
+                      path=config.eval_file or None, **config.data_options().columns())
     tok = load_tokenizer(config.base_model)
     features = encode_classification(tok, data, max_length=config.max_length)
     pad = tok.pad_token_id or 0
@@ -214,22 +284,24 @@ def load_eval_set(config: MonteCarloConfig) -> EvalSet:
     for start in range(0, len(order), config.batch_size):
         idx = order[start : start + config.batch_size]
         batch = pad_collate([features[i] for i in idx], pad_token_id=pad)
-        labels.extend(int(data.labels[i]) for i in idx)
+        labels.extend(data.labels[i] for i in idx)
         batch.pop("labels", None)
         batches.append(batch)
-    digest = hashlib.sha256("\n".join(f"{t}\t{y}" for t, y in zip(data.texts, data.labels, strict=True)).encode())
-    return EvalSet(batches, labels, digest.hexdigest())
+    record = data_record(config.data_label(), task, {"eval": data})
+    return EvalSet(batches, labels, _eval_digest(data.texts, data.text_pairs, data.labels), task, record)
 
 
 @torch.no_grad()
 def score(
     model: torch.nn.Module, eval_set: EvalSet, chips: ChipProgrammer | None = None, where: str = "evaluation"
 ) -> dict[str, float]:
-    """Task metrics of ``model`` on the eval set (per-MVM forward noise seeded per batch when ``chips``).
+    """Task metrics of ``model`` on the eval set (per-MVM forward noise seeded per batch when ``chips``):
+    the task's metrics on arg-max classes, or on the single logit of a regression task.
 
     Raises :class:`~analog_peft.finite.NonFiniteError` naming ``where`` (method, chip, time) on NaN/inf logits.
     """
-    preds: list[int] = []
+    regression = eval_set.task is not None and eval_set.task.kind == "regression"
+    preds: list[Any] = []
     device = next(model.parameters()).device
     for i, batch in enumerate(eval_set.batches):
         batch = {k: v.to(device) for k, v in batch.items()}
@@ -239,8 +311,10 @@ def score(
             with chips.seeded_forward("batch", i):
                 logits = model(**batch).logits
         check_finite_logits(logits, f"{where}, batch {i}")
-        preds.extend(logits.argmax(-1).tolist())
-    return classification_metrics(preds, eval_set.labels)
+        preds.extend(logits[:, 0].tolist() if regression else logits.argmax(-1).tolist())
+    if eval_set.task is None:
+        return classification_metrics(preds, eval_set.labels)
+    return eval_set.task.compute_metrics(preds, eval_set.labels)
 
 
 # -- one process's work ----------------------------------------------------------------------------------
@@ -309,7 +383,7 @@ def _process_chip(chip: int) -> tuple[int, list[dict[str, Any]]]:
 
 def _row(c: MonteCarloConfig, method: str, device: str, chip: int, t: float, metric: str, value: float) -> dict:
     return {
-        "run": c.run, "method": method, "task": c.task, "device": device, "deployment": c.deployment,
+        "run": c.run, "method": method, "task": c.data_label(), "device": device, "deployment": c.deployment,
         "chip": chip, "t": t, "t_label": format_time(t) if t > 0 else "0s", "metric": metric, "value": value,
     }
 
@@ -492,6 +566,7 @@ def _new_manifest(config: MonteCarloConfig, eval_set: EvalSet) -> dict[str, Any]
         "config_hash": config.digest(),
         "eval_set_sha256": eval_set.sha256,
         "eval_set_size": len(eval_set.labels),
+        "data": eval_set.record,
         "adapter_sha256": adapter_digests(config),
         "device_model": device_models.get(config.device).to_dict(),
         "versions": _versions(),

@@ -411,7 +411,9 @@ def _title(manifest: dict[str, Any], df: pd.DataFrame) -> tuple[str, str]:
             return _json_short(manifest[key])
         return ", ".join(map(str, pd.unique(rows[key]))) if key in rows.columns else "?"
 
-    title = f"Chip Monte Carlo: {pick('task')} on {pick('device')} ({pick('deployment')})"
+    data = manifest.get("data")
+    name = data["name"] if isinstance(data, dict) and data.get("name") else pick("task")
+    title = f"Chip Monte Carlo: {name} on {pick('device')} ({pick('deployment')})"
     n_chips = rows["chip"].nunique()
     meta = (f"{n_chips} chips × {rows['t'].nunique()} inference times × {rows['method'].nunique()} methods; "
             f"metrics: {', '.join(map(str, pd.unique(rows['metric'])))}")

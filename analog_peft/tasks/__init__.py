@@ -1,4 +1,5 @@
-"""Task layer: data loading, tokenisation/batching and metrics for SST-2, CoLA (GLUE) and E2E NLG."""
+"""Task layer: data loading, tokenisation/batching and metrics for the GLUE tasks, the user's own files
+(``custom``) and E2E NLG."""
 
 from .batching import (
     IGNORE_INDEX,
@@ -21,16 +22,31 @@ from .e2e import (
     prompt_batch,
     training_pairs,
 )
-from .glue import ClassificationData, load_split, subsample_indices
-from .metrics import E2E_METRICS, accuracy, classification_metrics, e2e_metrics, matthews_corrcoef
+from .glue import ClassificationData, DataError, load_split, subsample_indices
+from .metrics import (
+    E2E_METRICS,
+    accuracy,
+    classification_metrics,
+    e2e_metrics,
+    f1_score,
+    glue_metrics,
+    matthews_corrcoef,
+    pearson,
+    regression_metrics,
+    spearman,
+)
 from .paths import DATA_ENV_VAR, resolve_data_dir
-from .registry import TaskSpec, get_task, list_tasks
+from .registry import CUSTOM, TaskSpec, get_task, list_tasks
+from .userdata import DataOptions, custom_task, data_name, data_record, read_table, resolve_task
 
 __all__ = [
+    "CUSTOM",
     "DATA_ENV_VAR",
     "E2E_METRICS",
     "IGNORE_INDEX",
     "ClassificationData",
+    "DataError",
+    "DataOptions",
     "E2EExample",
     "FeatureDataset",
     "ResumableBatchSampler",
@@ -39,13 +55,18 @@ __all__ = [
     "batch_indices",
     "batches",
     "classification_metrics",
+    "custom_task",
+    "data_name",
+    "data_record",
     "decode_generations",
     "e2e_metrics",
     "encode_classification",
     "encode_lm_pair",
     "encode_lm_pairs",
+    "f1_score",
     "format_prompt",
     "get_task",
+    "glue_metrics",
     "list_tasks",
     "lm_collate",
     "load_e2e",
@@ -53,8 +74,13 @@ __all__ = [
     "matthews_corrcoef",
     "num_batches",
     "pad_collate",
+    "pearson",
     "prompt_batch",
+    "read_table",
+    "regression_metrics",
     "resolve_data_dir",
+    "resolve_task",
+    "spearman",
     "subsample_indices",
     "training_pairs",
 ]

@@ -17,16 +17,27 @@ from torch.utils.data import Dataset, Sampler
 
 from .glue import ClassificationData
 
-Feature = dict[str, list[int] | int]
+Feature = dict[str, list[int] | int | float]
 
 IGNORE_INDEX = -100
 
 
 def encode_classification(tokenizer: Any, data: ClassificationData, max_length: int = 128) -> list[Feature]:
-    """Tokenise texts (truncated to ``max_length``, unpadded) into features with a ``labels`` entry."""
-    enc = tokenizer(data.texts, truncation=True, max_length=max_length, padding=False)
+    """Tokenise texts (truncated to ``max_length``, unpadded) into features with a ``labels`` entry.
+
+    Pair tasks are tokenised as pairs, ``tokenizer(texts, text_pairs)`` (``token_type_ids`` 1 on the second
+    text); int labels stay ints (classification), float labels floats (regression).
+    """
+    if data.text_pairs is None:
+        enc = tokenizer(data.texts, truncation=True, max_length=max_length, padding=False)
+    else:
+        enc = tokenizer(data.texts, data.text_pairs, truncation=True, max_length=max_length, padding=False)
     keys = [k for k in ("input_ids", "token_type_ids") if k in enc]
-    return [{**{k: list(enc[k][i]) for k in keys}, "labels": int(lab)} for i, lab in enumerate(data.labels)]
+    return [{**{k: list(enc[k][i]) for k in keys}, "labels": _label(lab)} for i, lab in enumerate(data.labels)]
+
+
+def _label(value: int | float) -> int | float:
+    return float(value) if isinstance(value, float) else int(value)
 
 
 class FeatureDataset(Dataset):
@@ -67,7 +78,8 @@ def pad_collate(
     """Pad a list of features to the longest in the batch.
 
     ``input_ids`` is padded with ``pad_token_id``, ``token_type_ids`` with 0, list-valued ``labels`` with
-    -100; an ``attention_mask`` is added; int ``labels`` become a 1-D tensor.
+    -100; an ``attention_mask`` is added; int ``labels`` become a 1-D long tensor, float ``labels`` (regression)
+    a 1-D float32 tensor.
     """
     if padding_side not in ("right", "left"):
         raise ValueError(f"padding_side must be 'right' or 'left', got {padding_side!r}.")
@@ -83,6 +95,8 @@ def pad_collate(
         labels = [f["labels"] for f in features]
         if isinstance(labels[0], int):
             batch["labels"] = torch.as_tensor(labels, dtype=torch.long)
+        elif isinstance(labels[0], float):
+            batch["labels"] = torch.as_tensor(labels, dtype=torch.float32)
         else:
             batch["labels"] = _pad(labels, IGNORE_INDEX, left, pad_to_multiple_of)
     return batch

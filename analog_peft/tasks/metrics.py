@@ -1,4 +1,10 @@
-"""Task metrics: accuracy, Matthews correlation, and the E2E NLG challenge metrics.
+"""Task metrics: the GLUE metrics (accuracy, F1, Matthews correlation, Pearson, Spearman) and the E2E NLG
+challenge metrics.
+
+GLUE: accuracy and binary F1 of the positive class 1 (MRPC, QQP), Matthews correlation (CoLA), Pearson and
+Spearman correlations of the predicted scores (STS-B; ``scipy.stats``). Correlations of a constant vector
+are defined as 0 (as Matthews' here and in scikit-learn), so a model that predicts one value everywhere
+scores 0, not NaN.
 
 E2E metrics follow the official ``e2e-metrics`` script (``measure_scores.py``) and its scales: BLEU, METEOR
 and ROUGE-L as fractions in [0, 1], NIST and CIDEr raw (NIST ~ 0..15, CIDEr-D ~ 0..10). Each prediction is
@@ -92,12 +98,73 @@ def matthews_corrcoef(predictions: Sequence[int] | np.ndarray, labels: Sequence[
     return cov_py / math.sqrt(cov_pp * cov_yy)
 
 
+def f1_score(predictions: Sequence[int] | np.ndarray, labels: Sequence[int] | np.ndarray, positive: int = 1) -> float:
+    """Binary F1 of class ``positive``: ``2 TP / (2 TP + FP + FN)`` (0 when there is no positive at all)."""
+    p, y = _as_int_array(predictions, "predictions"), _as_int_array(labels, "labels")
+    if p.shape != y.shape or p.size == 0:
+        raise ValueError(f"Need equally many, non-zero predictions and labels; got {p.size} and {y.size}.")
+    tp = float(((p == positive) & (y == positive)).sum())
+    fp_fn = float(((p == positive) ^ (y == positive)).sum())
+    return 0.0 if tp == 0 else 2 * tp / (2 * tp + fp_fn)
+
+
+def _as_float_pair(predictions: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]:
+    p = np.asarray(predictions, dtype=np.float64).reshape(-1)
+    y = np.asarray(labels, dtype=np.float64).reshape(-1)
+    if p.shape != y.shape or p.size < 2:
+        raise ValueError(f"Need equally many (>= 2) predictions and labels; got {p.size} and {y.size}.")
+    return p, y
+
+
+def pearson(predictions: Sequence[float] | np.ndarray, labels: Sequence[float] | np.ndarray) -> float:
+    """Pearson correlation (``scipy.stats.pearsonr``); 0 when either side is constant."""
+    from scipy import stats
+
+    p, y = _as_float_pair(predictions, labels)
+    if np.ptp(p) == 0 or np.ptp(y) == 0:
+        return 0.0
+    return float(stats.pearsonr(p, y).statistic)
+
+
+def spearman(predictions: Sequence[float] | np.ndarray, labels: Sequence[float] | np.ndarray) -> float:
+    """Spearman rank correlation, ties ranked by their average (``scipy.stats.spearmanr``); 0 when constant."""
+    from scipy import stats
+
+    p, y = _as_float_pair(predictions, labels)
+    if np.ptp(p) == 0 or np.ptp(y) == 0:
+        return 0.0
+    return float(stats.spearmanr(p, y).statistic)
+
+
 def classification_metrics(predictions: Sequence[int], labels: Sequence[int]) -> dict[str, float]:
     """``{"accuracy": ..., "matthews_correlation": ...}``."""
     return {
         "accuracy": accuracy(predictions, labels),
         "matthews_correlation": matthews_corrcoef(predictions, labels),
     }
+
+
+def regression_metrics(predictions: Sequence[float], labels: Sequence[float]) -> dict[str, float]:
+    """``{"pearson": ..., "spearman": ...}``."""
+    return {"pearson": pearson(predictions, labels), "spearman": spearman(predictions, labels)}
+
+
+#: Every GLUE metric by name: ``fn(predictions, labels) -> float``.
+GLUE_METRICS = {
+    "accuracy": accuracy,
+    "f1": f1_score,
+    "matthews_correlation": matthews_corrcoef,
+    "pearson": pearson,
+    "spearman": spearman,
+}
+
+
+def glue_metrics(names: Sequence[str], predictions: Sequence[Any], labels: Sequence[Any]) -> dict[str, float]:
+    """The metrics ``names`` (keys of :data:`GLUE_METRICS`), in that order."""
+    unknown = [n for n in names if n not in GLUE_METRICS]
+    if unknown:
+        raise ValueError(f"Unknown metrics {unknown}; choose from {list(GLUE_METRICS)}.")
+    return {n: GLUE_METRICS[n](predictions, labels) for n in names}
 
 
 # --------------------------------------------------------------------------------
@@ -293,12 +360,18 @@ def e2e_metrics(
 
 __all__ = [
     "E2E_METRICS",
+    "GLUE_METRICS",
     "accuracy",
     "bleu",
     "classification_metrics",
     "e2e_metrics",
+    "f1_score",
+    "glue_metrics",
     "matthews_corrcoef",
     "mteval_tokenize",
     "nist",
+    "pearson",
     "ptb_tokenize",
+    "regression_metrics",
+    "spearman",
 ]

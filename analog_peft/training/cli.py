@@ -9,12 +9,20 @@ from typing import Any
 
 from analog_peft.training.config import ConfigError, TrainConfig
 
+
+def comma_list(text: str) -> list[str]:
+    """``a,b,c`` → ``["a", "b", "c"]`` (a flag's list value)."""
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
 #: flag → TrainConfig field (type taken from the field's default).
 _FLAGS = {
     "model": str, "task": str, "method": str, "rpu": str, "seed": int, "epochs": int, "max_steps": int,
     "batch_size": int, "max_length": int, "lr": float, "schedule": str, "train_examples": int,
     "eval_examples": int, "data_dir": str, "out_dir": str, "device": str, "eval_every": int,
     "stop_after_steps": int, "num_threads": int,
+    "train_file": str, "eval_file": str, "text_column": str, "text_pair_column": str, "label_column": str,
+    "task_type": str, "labels": comma_list, "num_labels": int, "data_name": str, "hf_dataset": str,
 }
 
 
@@ -73,7 +81,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     s = result.summary
     tp = s["trainable_params"]
     print(
-        f"{s['method']} on {s['task']}: {s['metric_name']} = {s['metric']:.4f} (best, {s['eval_split']}), "
+        f"{s['method']} on {(s.get('data') or {}).get('name', s['task'])}: {s['metric_name']} = {s['metric']:.4f} (best, {s['eval_split']}), "
         f"trainable {tp['trainable']:,} of {tp['total']:,} ({tp['percent']:.4f}%), {s['wall_time_s']:.0f} s "
         f"-> {result.out_dir}"
     )
@@ -88,6 +96,8 @@ def add_train_parser(sub: Any) -> argparse.ArgumentParser:
         description="Train an adapter on a task. Examples:\n"
         "  analog-peft train --config run.toml\n"
         "  analog-peft train --method grasp --train-examples 2000 --out-dir runs/grasp\n"
+        "  analog-peft train --task custom --train-file a.csv --eval-file b.csv --text-column review "
+        "--label-column stars\n"
         "  analog-peft train --method stochgrasp --set 'method_options.sigma_target={device=\"pcm\", t=86400.0}' "
         "--set noise.mode=device --set noise.device=pcm --set noise.t=86400.0",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -95,7 +105,7 @@ def add_train_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--config", help="TOML file with TrainConfig fields (a run's train_config.toml works too)")
     for name, typ in _FLAGS.items():
         p.add_argument("--" + name.replace("_", "-"), dest=name, type=typ, default=None,
-                       help=f"TrainConfig.{name}")
+                       help=f"TrainConfig.{name}" + (" (comma-separated)" if typ is comma_list else ""))
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="any field, TOML value; dotted keys for tables (noise.mode=device, method_options.k=32)")
     p.add_argument("--no-progress", action="store_true", help="no tqdm bars")

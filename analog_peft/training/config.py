@@ -18,7 +18,10 @@ HEAD_ONLY = "head"
 _NOISE_KEYS = {"mode", "device", "t", "eta", "compensate_drift", "modifier"}
 _INT_FIELDS = ("seed", "epochs", "max_steps", "batch_size", "eval_batch_size", "max_length", "warmup_steps",
                "train_examples", "eval_examples", "eval_every", "save_every", "log_every", "num_threads",
-               "stop_after_steps")
+               "stop_after_steps", "num_labels")
+#: the fields that say which data a run uses (shared with the Monte Carlo engine's ``--data-config``)
+DATA_FIELDS = ("task", "data_dir", "hf_dataset", "train_file", "eval_file", "text_column", "text_pair_column",
+               "label_column", "task_type", "labels", "num_labels", "data_name")
 _FLOAT_FIELDS = ("lr", "head_lr", "weight_decay", "grad_clip", "warmup_ratio")
 
 
@@ -43,6 +46,27 @@ def _check_types(config: TrainConfig) -> None:
     for name in ("head_lr", "weight_decay", "grad_clip"):
         if getattr(config, name) < 0:
             raise ConfigError(f"{name} must be >= 0, got {getattr(config, name)!r}")
+    if not isinstance(config.labels, list | tuple) or not all(isinstance(x, str) for x in config.labels):
+        raise ConfigError(f"labels must be a list of label names (strings), got {config.labels!r}")
+
+
+def _check_data(config: TrainConfig) -> None:
+    """The data options of a known task (an unknown task name is reported by ``train``)."""
+    from analog_peft.tasks import DataError, get_task
+    from analog_peft.tasks.userdata import check_options
+
+    try:
+        spec = get_task(config.task)
+    except ValueError:
+        return
+    if spec.kind == "generation":
+        return
+    if config.hf_dataset and (config.train_file or config.eval_file):
+        raise ConfigError("set either hf_dataset or train_file / eval_file, not both")
+    try:
+        check_options(config.data_options())
+    except DataError as exc:
+        raise ConfigError(str(exc)) from exc
 
 
 def _check_device_noise(noise: dict[str, Any], base: str) -> None:
@@ -83,7 +107,8 @@ class TrainConfig:
 
     Args:
         model: Model alias (``minilm-l6``, ``smollm2-135m``), Hugging Face name or local directory.
-        task: ``sst2``, ``cola`` (classification) or ``e2e`` (generation).
+        task: A GLUE task (``cola``, ``sst2``, ``mrpc``, ``stsb``, ``qqp``, ``mnli``, ``qnli``, ``rte``, ``wnli``),
+            ``custom`` (your own files, see ``train_file``) or ``e2e`` (generation).
         method: Adapter method (``grasp``, ``stochgrasp``, ``lora``, ``bitfit``, ``ia3``, ``para``, ``full``) or
             ``head`` (train only the task head: the head-only baseline).
         method_options: Fields of the method's config dataclass (e.g. ``{"k": 16}``; StochGRASP
@@ -107,6 +132,14 @@ class TrainConfig:
         hf_dataset: Load classification data from the Hugging Face hub instead (``"default"`` = the task's
             GLUE dataset, or ``"path"`` / ``"path/config"``); needs ``datasets`` and internet.
         text_column / label_column: Override the TSV/dataset columns (names, or 0-based indices as digits).
+        train_file / eval_file: The user's own files (CSV, TSV, JSON Lines, Parquet) instead of the task's
+            GLUE files; with ``task = "custom"`` they are required (``hf_dataset`` may stand in for them).
+        text_pair_column: Second text column of sentence-pair data (tokenised as pairs).
+        task_type: ``classification`` (default) or ``regression`` (one output, MSE loss, Pearson/Spearman)
+            for ``custom``; a GLUE task's type is fixed.
+        labels / num_labels: The label set of ``custom`` classification data (names in index order, or the
+            number of integer classes); empty/0 = inferred from ``train_file`` and written back here.
+        data_name: Display name of the data (default: the custom eval file's stem, else the task name).
         allow_decoder_classifier: Allow a causal LM with a new classification head for classification tasks.
         generation: E2E decoding: ``num_beams`` (1 = greedy), ``max_new_tokens``, ``batch_size``.
         out_dir: Run directory (config, adapters, log, summary, trainer state).
@@ -145,6 +178,13 @@ class TrainConfig:
     hf_dataset: str = ""
     text_column: str = ""
     label_column: str = ""
+    train_file: str = ""
+    eval_file: str = ""
+    text_pair_column: str = ""
+    task_type: str = ""
+    labels: list[str] = field(default_factory=list)
+    num_labels: int = 0
+    data_name: str = ""
     allow_decoder_classifier: bool = False
     generation: dict[str, Any] = field(default_factory=_default_generation)
     out_dir: str = "runs/train"
@@ -161,6 +201,7 @@ class TrainConfig:
         self.noise = {**_default_noise(), **(self.noise or {})}
         self.generation = {**_default_generation(), **(self.generation or {})}
         self.method_options = dict(self.method_options or {})
+        self.labels = list(self.labels) if isinstance(self.labels, list | tuple) else self.labels
         self.validate()
 
     # -- validation ---------------------------------------------------------------------------------
@@ -214,6 +255,7 @@ class TrainConfig:
             raise ConfigError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio!r}")
         if self.device not in ("cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ConfigError(f"device must be 'cpu' or 'cuda[:i]', got {self.device!r}")
+        _check_data(self)
 
     # -- derived ------------------------------------------------------------------------------------
     @property
@@ -222,6 +264,15 @@ class TrainConfig:
         if self.rpu == "auto":
             return "digital" if self.noise.get("mode", "none") == "none" else "ideal"
         return self.rpu
+
+    def data_options(self) -> Any:
+        """The data fields as a :class:`~analog_peft.tasks.DataOptions`."""
+        from analog_peft.tasks import DataOptions
+
+        return DataOptions(task=self.task, train_file=self.train_file, eval_file=self.eval_file,
+                           text_column=self.text_column, text_pair_column=self.text_pair_column,
+                           label_column=self.label_column, task_type=self.task_type, labels=tuple(self.labels),
+                           num_labels=self.num_labels, data_name=self.data_name)
 
     @staticmethod
     def column(value: str) -> str | int | None:

@@ -1,4 +1,4 @@
-"""Evaluation with the task's real metric: accuracy / Matthews correlation, or the E2E metrics."""
+"""Evaluation with the task's real metrics: the GLUE metrics of classification / regression, or the E2E metrics."""
 
 from __future__ import annotations
 
@@ -25,18 +25,25 @@ def predict_labels(
     batch_size: int = 64,
     device: str | torch.device = "cpu",
     where: str | None = None,
-) -> list[int]:
-    """Arg-max class of every feature (in order); NaN/inf logits raise ``NonFiniteError`` naming ``where``."""
+    regression: bool = False,
+) -> list[int] | list[float]:
+    """Arg-max class of every feature (in order), or its single logit when ``regression``; NaN/inf logits
+    raise ``NonFiniteError`` naming ``where``."""
     where = where or _where(model)
     model.eval()
-    preds: list[int] = []
+    preds: list[Any] = []
     for i in range(0, len(features), batch_size):
         batch = collate([{k: v for k, v in f.items() if k != "labels"} for f in features[i : i + batch_size]])
         logits = model(**{k: v.to(device) for k, v in batch.items()}).logits
         check_finite_logits(logits, f"{where}, examples {i}-{i + len(logits) - 1}",
                             "check the adapter's tensors, the learning rate and the noise settings")
-        preds.extend(logits.argmax(-1).tolist())
+        preds.extend(predictions(logits, regression))
     return preds
+
+
+def predictions(logits: torch.Tensor, regression: bool) -> list[int] | list[float]:
+    """Predicted classes (arg-max) or, for regression, the single logit of each row."""
+    return logits[:, 0].tolist() if regression else logits.argmax(-1).tolist()
 
 
 def evaluate(
@@ -54,12 +61,14 @@ def evaluate(
 ) -> dict[str, Any]:
     """Metrics of ``model`` on the run's evaluation data (a :class:`~analog_peft.training.setup.TaskData`).
 
-    Classification returns ``accuracy`` and ``matthews_correlation``; E2E returns BLEU, NIST, METEOR,
+    Classification and regression return the task's metrics (``task.metrics``, e.g. accuracy and Matthews
+    correlation, F1, Pearson and Spearman); E2E returns BLEU, NIST, METEOR,
     ROUGE_L and CIDEr of the generations against all references (plus ``predictions``). Non-finite
     classification logits raise :class:`~analog_peft.finite.NonFiniteError` naming ``where`` (default: the method).
     """
-    if data.kind == "classification":
-        preds = predict_labels(model, data.eval_features, data.collate, batch_size, device, where)
+    if data.kind != "generation":
+        preds = predict_labels(model, data.eval_features, data.collate, batch_size, device, where,
+                               regression=data.kind == "regression")
         return task.compute_metrics(preds, data.eval_refs)
     gen = {**(generation or {})}
     preds = generate_texts(

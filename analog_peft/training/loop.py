@@ -113,7 +113,7 @@ def train(config: TrainConfig | dict | str | Path) -> TrainResult:
     from analog_peft.chips import derive_seed
     from analog_peft.models import load_tokenizer
     from analog_peft.tasks import batches as make_batches
-    from analog_peft.tasks import get_task, num_batches
+    from analog_peft.tasks import num_batches
     from analog_peft.training.evaluate import evaluate
     from analog_peft.training.setup import (
         attach_method,
@@ -122,13 +122,10 @@ def train(config: TrainConfig | dict | str | Path) -> TrainResult:
         load_adapted,
         load_base,
         load_task_data,
+        resolve_task,
     )
 
-    config = _coerce(config)
-    try:
-        task = get_task(config.task)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from exc
+    config, task = resolve_task(_coerce(config))
     check_task_model(config, task)
     tokenizer = load_tokenizer(config.model)
     data = load_task_data(config, task, tokenizer)
@@ -285,6 +282,7 @@ def train(config: TrainConfig | dict | str | Path) -> TrainResult:
 
     summary = {
         "task": task.name,
+        "data": data.record,
         "model": config.model,
         "method": config.method,
         "base": config.base,

@@ -21,10 +21,11 @@ class TaskData:
 
     train: list[dict[str, Any]]
     eval_features: list[dict[str, Any]]
-    eval_refs: list[Any]  # labels (classification) or reference lists (E2E)
+    eval_refs: list[Any]  # labels (classification), scores (regression) or reference lists (E2E)
     eval_inputs: list[str]  # E2E MRs ("" for classification)
     collate: Any
     kind: str
+    record: dict[str, Any] | None = None  # name, files and sha256 of the data (``tasks.data_record``)
 
 
 def model_config(name: str) -> Any:
@@ -71,25 +72,48 @@ def _hf_name(config: TrainConfig) -> Any:
     return True if config.hf_dataset == "default" else tuple(config.hf_dataset.split("/", 1))
 
 
+def resolve_task(config: TrainConfig) -> tuple[TrainConfig, Any]:
+    """``(config, task)``: the task of the config; custom classification data without a label set gets the one
+    of its training file, written into the returned config (so the saved ``train_config.toml`` has it)."""
+    from analog_peft.tasks import DataError, get_task
+    from analog_peft.tasks import resolve_task as resolve_data_task
+
+    try:
+        task = get_task(config.task)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    if task.kind == "generation":
+        return config, task
+    try:
+        task = resolve_data_task(config.data_options(), config.train_split, data_dir=config.data_dir or None,
+                                 hf_name=_hf_name(config))
+    except DataError as exc:
+        raise ConfigError(str(exc)) from exc
+    if task.kind == "classification" and not (config.labels or config.num_labels) and task.name == "custom":
+        config = config.replace(labels=list(task.label_names), num_labels=task.num_labels)
+    return config, task
+
+
 def load_task_data(config: TrainConfig, task: Any, tokenizer: Any) -> TaskData:
     """Load, subsample and tokenise the train/eval splits (missing files and bad columns raise here)."""
     from analog_peft import tasks as T
 
     data_dir = config.data_dir or None
     n_train, n_eval = config.train_examples or None, config.eval_examples or None
-    if task.kind == "classification":
-        kw = dict(data_dir=data_dir, seed=config.seed, text_column=TrainConfig.column(config.text_column),
-                  label_column=TrainConfig.column(config.label_column), hf_name=_hf_name(config))
-        train = T.load_split(task, config.train_split, max_examples=n_train, **kw)
-        dev = T.load_split(task, config.eval_split, max_examples=n_eval, **kw)
+    if task.kind != "generation":
+        opts = config.data_options()
+        kw = dict(data_dir=data_dir, seed=config.seed, hf_name=_hf_name(config), **opts.columns())
+        train = T.load_split(task, config.train_split, max_examples=n_train, path=config.train_file or None, **kw)
+        dev = T.load_split(task, config.eval_split, max_examples=n_eval, path=config.eval_file or None, **kw)
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
 
         def collate(feats: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
             return T.pad_collate(feats, pad_token_id=pad)
 
+        record = T.data_record(T.data_name(opts, task), task, {"train": train, "eval": dev})
         return TaskData(T.encode_classification(tokenizer, train, config.max_length),
                         T.encode_classification(tokenizer, dev, config.max_length),
-                        list(dev.labels), [""] * len(dev), collate, "classification")
+                        list(dev.labels), [""] * len(dev), collate, task.kind, record)
     if config.hf_dataset:
         raise ConfigError("hf_dataset is supported for classification tasks; for E2E use the CSV files (data_dir)")
     train_ex = T.load_e2e(config.train_split, data_dir=data_dir, max_examples=n_train, seed=config.seed)
@@ -106,7 +130,7 @@ def load_base(config: TrainConfig, task: Any) -> nn.Module:
     """The pretrained base model for the task (digital; a new classification head seeded by ``seed``)."""
     from analog_peft.models import load_causal_lm, load_classifier
 
-    if task.kind == "classification":
+    if task.kind != "generation":
         return load_classifier(config.model, num_labels=task.num_labels, seed=config.seed)
     return load_causal_lm(config.model)
 
@@ -148,7 +172,6 @@ def load_trained(run_dir: str | Path, which: str = "best", device: str = "cpu") 
     saved input-range calibration if any) and ``adapter/<which>`` (``best`` or ``last``) is loaded onto it.
     No chip is programmed: the Monte Carlo engine does that.
     """
-    from analog_peft.tasks import get_task
     from analog_peft.training.checkpoint import load_calibration
 
     run_dir = Path(run_dir)
@@ -159,7 +182,7 @@ def load_trained(run_dir: str | Path, which: str = "best", device: str = "cpu") 
     adapter_dir = run_dir / "adapter" / which
     if not adapter_dir.is_dir():
         raise FileNotFoundError(f"{adapter_dir} not found (which must be 'best' or 'last')")
-    model = load_base(config, get_task(config.task))
+    model = load_base(config, resolve_task(config)[1])
     convert_base(model, config)
     load_calibration(model, run_dir)
     adapted = load_adapted(model, adapter_dir)
