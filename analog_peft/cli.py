@@ -92,13 +92,14 @@ def _parse_methods(items: Sequence[str]) -> list[dict]:
 
 
 def _adapter_dir(path: str) -> str:
-    """Accept an adapter directory or a training run directory (uses its best adapter)."""
-    from pathlib import Path
+    """Accept an adapter directory or a training run directory (uses its best adapter); ``peft:`` is kept."""
+    from analog_peft.deploy import PEFT_PREFIX, adapter_path
 
-    p = Path(path)
+    prefix = PEFT_PREFIX if path.startswith(PEFT_PREFIX) else ""
+    p = adapter_path(path)
     for candidate in (p, p / "adapter" / "best", p / "adapter" / "last", p / "adapter"):
         if (candidate / "adapter_config.json").is_file():
-            return str(candidate)
+            return prefix + str(candidate)
     return path
 
 
@@ -215,7 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("montecarlo", help="evaluate adapters across many simulated chips and inference times")
     p.add_argument("--method", action="append", required=True, metavar="NAME=DIR",
-                   help="adapter (or training run) directory per method; repeat for several methods")
+                   help="adapter (or training run) directory per method, peft:DIR for a Hugging Face PEFT adapter; "
+                   "repeat for several methods")
     p.add_argument("--base", default="minilm-l6", help="base model the adapters were trained on")
     p.add_argument("--task", default=None, help="a GLUE task (default sst2) or custom (with --eval-file)")
     p.add_argument("--split", default=None, help="evaluation split (default dev; MNLI: dev_matched, dev_mismatched)")

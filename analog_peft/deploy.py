@@ -7,6 +7,11 @@
 * ``fused`` — fold the adapter into the digital weights first (GRASP, StochGRASP means, LoRA, (IA)^3),
   then convert: the adapter's effect is programmed and suffers the same device noise.
 
+Hugging Face PEFT adapters (a ``save_pretrained`` folder, ``peft:DIR`` or a plain ``DIR``) are loaded onto
+the converted base through :mod:`analog_peft.peft_bridge`; ``fused`` folds them into the tiles' target
+weights (``merge_and_unload``, re-mapped like a conversion) before any chip is programmed. Prompt-based
+PEFT adapters have nothing to fold and stay digital in both deployments.
+
 Nothing programmed is ever saved: a deployment is rebuilt from the digital base, the adapter and the
 configuration, and a chip from its seed.
 """
@@ -23,6 +28,32 @@ from analog_peft.convert import ConversionReport, convert
 from analog_peft.models import load_classifier
 
 DEPLOYMENTS = ("periphery", "fused")
+#: ``peft:DIR`` names a Hugging Face PEFT adapter folder (``save_pretrained``) in method specs.
+PEFT_PREFIX = "peft:"
+
+
+def adapter_path(spec: str | Path) -> Path:
+    """The folder of an adapter spec (``DIR`` or ``peft:DIR``)."""
+    text = str(spec)
+    return Path(text[len(PEFT_PREFIX):] if text.startswith(PEFT_PREFIX) else text)
+
+
+def normalize_adapter(spec: str | Path) -> str:
+    """``spec`` with its folder absolute and resolved, the ``peft:`` prefix kept."""
+    prefix = PEFT_PREFIX if str(spec).startswith(PEFT_PREFIX) else ""
+    return prefix + str(adapter_path(spec).expanduser().resolve())
+
+
+def _is_peft(spec: str | Path) -> bool:
+    if str(spec).startswith(PEFT_PREFIX):
+        return True
+    from analog_peft.methods.errors import AdapterFileError
+    from analog_peft.methods.io import read_config
+
+    try:
+        return "peft_type" in read_config(adapter_path(spec))[0]
+    except AdapterFileError:  # unreadable: the regular loader names the problem
+        return False
 
 
 def load_adapted(model: nn.Module, adapter_dir: str | Path):
@@ -58,7 +89,13 @@ def deploy(
     if deployment not in DEPLOYMENTS:
         raise ValueError(f"unknown deployment {deployment!r}; choose one of {DEPLOYMENTS}")
     model = load_classifier(base_model, num_labels=num_labels, seed=head_seed)
-    if deployment == "fused" and adapter_dir is not None:
+    if adapter_dir is not None and _is_peft(adapter_dir):
+        from analog_peft.peft_bridge.adapter import load_peft
+
+        report = convert(model, rpu)
+        adapted = load_peft(model, adapter_path(adapter_dir), trainable=False)
+        model = adapted.merge() if deployment == "fused" else adapted
+    elif deployment == "fused" and adapter_dir is not None:
         adapted = load_adapted(model, adapter_dir)
         model = adapted.merge() if hasattr(adapted, "merge") else adapted  # head-only: nothing to fold
         report = convert(model, rpu)

@@ -12,10 +12,11 @@ echo "[bootstrap] creating .venv from requirements/lock.txt (torch 2.13.0 CPU, a
 .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps -r requirements/lock.txt
 .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps -e .
 .venv/bin/python - <<'PY'
-import importlib.util, torch, aihwkit, transformers  # noqa: F401  (fail early if the stack does not import)
+import importlib.util, torch, aihwkit, transformers, peft  # noqa: F401  (fail early if the stack does not import)
 from transformers import BertForSequenceClassification  # noqa: F401  (breaks if torchvision sneaks in)
 assert importlib.util.find_spec("torchvision") is None, "torchvision must not be installed (breaks transformers)"
-print(f"[bootstrap] torch {torch.__version__}, aihwkit {aihwkit.__version__}, transformers {transformers.__version__}")
+print(f"[bootstrap] torch {torch.__version__}, aihwkit {aihwkit.__version__}, transformers {transformers.__version__}, "
+      f"peft {peft.__version__}")
 PY
 rm -f .venv/.bootstrap-*
 touch "$stamp"

@@ -29,9 +29,14 @@ def load_adapter(model: nn.Module, directory: str | Path) -> AdaptedModel:
 
     Raises :class:`AdapterFileError` naming the file when it is missing, corrupt (tensor checksum), holds
     non-finite tensors, is of an unknown method or field, or was made for a different base model (fingerprint
-    of model type and target shapes, and its digest).
+    of model type and target shapes, and its digest). A Hugging Face PEFT folder (``save_pretrained``) is
+    loaded through :func:`analog_peft.peft_bridge.adapter.load_peft`.
     """
     data, config_path = read_config(directory)
+    if "peft_type" in data and "method" not in data:
+        from analog_peft.peft_bridge.adapter import load_peft
+
+        return load_peft(model, directory)  # type: ignore[return-value]
     config = config_from_dict(data, source=config_path)
     saved = data.get("fingerprint")
     if not isinstance(saved, dict):

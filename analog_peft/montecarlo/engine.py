@@ -25,7 +25,6 @@ import platform
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field, fields
-from importlib import metadata
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -36,7 +35,7 @@ from tqdm.auto import tqdm
 
 import device_models
 from analog_peft.chips import ChipProgrammer
-from analog_peft.deploy import DEPLOYMENTS, Deployment, deploy
+from analog_peft.deploy import DEPLOYMENTS, Deployment, adapter_path, deploy, normalize_adapter
 from analog_peft.devicecheck import warn_if_layer_mapped
 from analog_peft.finite import check_finite_logits
 from analog_peft.models import load_tokenizer
@@ -59,6 +58,7 @@ from analog_peft.tasks.batching import encode_classification, pad_collate
 from analog_peft.tasks.glue import find_split_file
 from analog_peft.tasks.metrics import classification_metrics
 from analog_peft.tasks.userdata import check_options
+from analog_peft.versions import package_versions
 from device_models import portable
 
 DAY = 86400.0
@@ -86,7 +86,8 @@ class RunDirMismatch(RuntimeError):
 
 @dataclass
 class MethodSpec:
-    """One deployed method: a display name and its adapter directory (``None``: the bare base)."""
+    """One deployed method: a display name and its adapter directory (``None``: the bare base; ``peft:DIR``:
+    a Hugging Face PEFT adapter folder)."""
 
     name: str
     adapter: str | None = None
@@ -156,7 +157,7 @@ class MonteCarloConfig:
         if len(set(names)) != len(names):
             raise ValueError(f"method names must be unique, got {names}")
         for m in self.methods:
-            if m.adapter is not None and not (Path(m.adapter) / "adapter_config.json").is_file():
+            if m.adapter is not None and not (adapter_path(m.adapter) / "adapter_config.json").is_file():
                 raise ValueError(f"method {m.name!r}: {m.adapter} has no adapter_config.json (not a saved adapter)")
         if not self.times:
             raise ValueError("the time grid is empty: give at least one inference time, e.g. --times 1s,1d,1y")
@@ -205,8 +206,7 @@ class MonteCarloConfig:
             data["num_labels"] = spec.num_labels
             if spec.name == CUSTOM and spec.label_names and not self.labels:
                 data["labels"] = list(spec.label_names)
-        data["methods"] = [{**m, "adapter": None if m["adapter"] is None else str(Path(m["adapter"]).expanduser()
-                                                                                 .resolve())}
+        data["methods"] = [{**m, "adapter": None if m["adapter"] is None else normalize_adapter(m["adapter"])}
                            for m in data["methods"]]
         return MonteCarloConfig.from_dict(data)
 
@@ -590,7 +590,7 @@ def adapter_digests(config: MonteCarloConfig) -> dict[str, str]:
         if m.adapter is None:
             continue
         h = hashlib.sha256()
-        for f in sorted(p for p in Path(m.adapter).iterdir() if p.is_file()):
+        for f in sorted(p for p in adapter_path(m.adapter).iterdir() if p.is_file()):
             h.update(f.name.encode())
             h.update(f.read_bytes())
         out[m.name] = h.hexdigest()
@@ -619,13 +619,7 @@ def platform_info() -> dict[str, Any]:
 
 
 def _versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for pkg in ("analog-peft", "torch", "aihwkit", "transformers", "numpy", "scipy", "pandas"):
-        try:
-            out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            out[pkg] = "not installed"
-    return out
+    return package_versions()  # analog-peft, torch, aihwkit, transformers, peft, numpy, scipy, pandas
 
 
 def _chip_path(out: Path, chip: int) -> Path:

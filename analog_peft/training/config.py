@@ -15,6 +15,7 @@ NOISE_MODES = ("none", "device", "aihwkit_modifier")
 RPU_CHOICES = ("auto", "digital", "ideal", "mapped", "standard")
 SCHEDULES = ("linear", "cosine", "constant")
 HEAD_ONLY = "head"
+PEFT = "peft"
 _NOISE_KEYS = {"mode", "device", "t", "eta", "compensate_drift", "modifier"}
 _INT_FIELDS = ("seed", "epochs", "max_steps", "batch_size", "eval_batch_size", "max_length", "warmup_steps",
                "train_examples", "eval_examples", "eval_every", "save_every", "log_every", "num_threads",
@@ -93,6 +94,25 @@ class ConfigError(ValueError):
     """An invalid training configuration (raised before any model or data is loaded)."""
 
 
+def _check_peft(config: TrainConfig) -> None:
+    """``method = "peft"`` takes a buildable ``peft_config`` and no ``method_options`` (and vice versa)."""
+    if config.method != PEFT:
+        raise ConfigError(f'peft_config is used only with method = "peft", not {config.method!r}: set method = '
+                          '"peft" or remove peft_config')
+    if config.method_options:
+        raise ConfigError('method "peft" takes its options from peft_config, not method_options: move them there')
+    if not config.peft_config:
+        raise ConfigError('method = "peft" needs peft_config, e.g. peft_config = {peft_type = "LORA", r = 8, '
+                          'target_modules = ["query", "value"]}')
+    from analog_peft.methods import AdapterError
+    from analog_peft.peft_bridge.adapter import peft_config_from_dict
+
+    try:
+        peft_config_from_dict(copy.deepcopy(config.peft_config))
+    except AdapterError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 def _default_noise() -> dict[str, Any]:
     return {"mode": "none"}
 
@@ -109,10 +129,13 @@ class TrainConfig:
         model: Model alias (``minilm-l6``, ``smollm2-135m``), Hugging Face name or local directory.
         task: A GLUE task (``cola``, ``sst2``, ``mrpc``, ``stsb``, ``qqp``, ``mnli``, ``qnli``, ``rte``, ``wnli``),
             ``custom`` (your own files, see ``train_file``) or ``e2e`` (generation).
-        method: Adapter method (``grasp``, ``stochgrasp``, ``lora``, ``bitfit``, ``ia3``, ``para``, ``full``) or
-            ``head`` (train only the task head: the head-only baseline).
+        method: Adapter method (``grasp``, ``stochgrasp``, ``lora``, ``bitfit``, ``ia3``, ``para``, ``full``),
+            ``head`` (train only the task head: the head-only baseline) or ``peft`` (Hugging Face PEFT).
         method_options: Fields of the method's config dataclass (e.g. ``{"k": 16}``; StochGRASP
             ``{"sigma_target": {"device": "pcm", "t": 86400.0}}``).
+        peft_config: With ``method = "peft"``: a PEFT config, ``peft_type`` plus its fields (e.g.
+            ``{peft_type = "LORA", r = 8, target_modules = ["query", "value"]}``); ``task_type`` defaults to
+            the model's (``SEQ_CLS`` / ``CAUSAL_LM``). The adapter is saved with PEFT's ``save_pretrained``.
         rpu: Base model: ``digital``; ``ideal`` / ``mapped`` / ``standard`` (converted to aihwkit analog tiles with that
             preset); ``auto`` = ``digital`` without noise injection, ``ideal`` with it.
         noise: Base-weight noise injected in the training loop, resampled every batch:
@@ -155,6 +178,7 @@ class TrainConfig:
     task: str = "sst2"
     method: str = "grasp"
     method_options: dict[str, Any] = field(default_factory=dict)
+    peft_config: dict[str, Any] = field(default_factory=dict)
     rpu: str = "auto"
     noise: dict[str, Any] = field(default_factory=_default_noise)
     seed: int = 0
@@ -201,6 +225,7 @@ class TrainConfig:
         self.noise = {**_default_noise(), **(self.noise or {})}
         self.generation = {**_default_generation(), **(self.generation or {})}
         self.method_options = dict(self.method_options or {})
+        self.peft_config = dict(self.peft_config or {})
         self.labels = list(self.labels) if isinstance(self.labels, list | tuple) else self.labels
         self.validate()
 
@@ -210,9 +235,11 @@ class TrainConfig:
         from analog_peft.methods import METHODS, config_from_dict
 
         _check_types(self)
-        if self.method != HEAD_ONLY and self.method not in METHODS:
-            raise ConfigError(f"unknown method {self.method!r}; choose from {sorted(METHODS) + [HEAD_ONLY]}")
-        if self.method != HEAD_ONLY:
+        if self.method == PEFT or self.peft_config:
+            _check_peft(self)
+        elif self.method != HEAD_ONLY and self.method not in METHODS:
+            raise ConfigError(f"unknown method {self.method!r}; choose from {sorted(METHODS) + [HEAD_ONLY, PEFT]}")
+        elif self.method != HEAD_ONLY:
             try:
                 config_from_dict({"method": self.method, **self.method_options})
             except Exception as exc:  # AdapterError / TypeError from unknown fields

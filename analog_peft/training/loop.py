@@ -124,6 +124,7 @@ def train(config: TrainConfig | dict | str | Path) -> TrainResult:
         load_task_data,
         resolve_task,
     )
+    from analog_peft.versions import package_versions
 
     config, task = resolve_task(_coerce(config))
     check_task_model(config, task)
@@ -301,6 +302,7 @@ def train(config: TrainConfig | dict | str | Path) -> TrainResult:
         "eval_split": config.eval_split,
         "wall_time_s": wall(),
         "torch_threads": torch.get_num_threads(),
+        "versions": package_versions(),
     }
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     logger.log("summary", **{k: v for k, v in summary.items() if k != "noise"})

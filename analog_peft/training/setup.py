@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from analog_peft.training.config import HEAD_ONLY, ConfigError, TrainConfig
+from analog_peft.training.config import HEAD_ONLY, PEFT, ConfigError, TrainConfig
 
 ENCODER_ONLY = {"bert", "roberta", "distilbert", "albert", "electra", "deberta", "deberta-v2", "xlm-roberta",
                 "mpnet", "camembert", "ernie", "nomic_bert", "modernbert"}
@@ -147,12 +147,16 @@ def convert_base(model: nn.Module, config: TrainConfig) -> Any:
 
 
 def attach_method(model: nn.Module, config: TrainConfig) -> Any:
-    """Attach the configured adapter (or the head-only wrapper)."""
+    """Attach the configured adapter (or the head-only wrapper, or a Hugging Face PEFT method)."""
     from analog_peft.methods import attach, config_from_dict
     from analog_peft.training.head_only import HeadOnlyModel
 
     if config.method == HEAD_ONLY:
         return HeadOnlyModel(model, config.method_options.get("head_modules"))
+    if config.method == PEFT:
+        from analog_peft.peft_bridge.adapter import attach_peft
+
+        return attach_peft(model, config.peft_config, seed=config.seed)
     options = {"seed": config.seed, **config.method_options}
     return attach(model, config_from_dict({"method": config.method, **options}))
 
