@@ -145,6 +145,10 @@ class MonteCarloConfig:
         """The task (custom data: its label set from ``labels`` / ``num_labels``, else read from ``eval_file``)."""
         return resolve_task(self.data_options(), self.split, data_dir=self.data_dir)
 
+    def head_outputs(self) -> int:
+        """``num_labels``, or the task's when unset (see :meth:`normalized`)."""
+        return self.num_labels if self.num_labels is not None else self.task_spec().num_labels
+
     def data_label(self) -> str:
         """The data's name in the table's ``task`` column and the report title (the task name for GLUE)."""
         return task_data_name(self.data_options(), get_task(self.task))
@@ -332,7 +336,8 @@ class _Worker:
         #: for each deployment, the earlier one whose chips it copies (``None``: it programs its own)
         self.leaders: list[ChipProgrammer | None] = []
         for m in config.methods:
-            dep = deploy(config.base_model, m.adapter, config.deployment, config.rpu, config.num_labels, name=m.name)
+            dep = deploy(config.base_model, m.adapter, config.deployment, config.rpu, config.head_outputs(),
+                         name=m.name)
             dep.model.to(config.torch_device)
             chips = ChipProgrammer(dep.model, config.device, seed=config.seed, compensate_drift=config.compensate_drift,
                                    keep_state=config.keep_chip_state)
@@ -504,7 +509,7 @@ def _execute_ray(config: MonteCarloConfig, chips: Sequence[int]) -> Iterator[tup
 def _digital_rows(config: MonteCarloConfig, eval_set: EvalSet) -> list[dict[str, Any]]:
     rows = []
     for m in config.methods:
-        dep = deploy(config.base_model, m.adapter, config.deployment, "ideal", config.num_labels, name=m.name)
+        dep = deploy(config.base_model, m.adapter, config.deployment, "ideal", config.head_outputs(), name=m.name)
         dep.model.to(config.torch_device)
         for metric, value in score(dep.model, eval_set, where=f"method {m.name!r} on the digital base").items():
             row = _row(config, m.name, "digital", -1, 0.0, metric, value)
