@@ -96,6 +96,9 @@ class ConfigError(ValueError):
 
 def _check_peft(config: TrainConfig) -> None:
     """``method = "peft"`` takes a buildable ``peft_config`` and no ``method_options`` (and vice versa)."""
+    if not isinstance(config.peft_config, dict):
+        raise ConfigError(f"peft_config must be a table (peft_type and its fields), got {config.peft_config!r}; in "
+                          "TOML write regexes as 'literal strings' (a \\ in a \"basic string\" is an escape)")
     if config.method != PEFT:
         raise ConfigError(f'peft_config is used only with method = "peft", not {config.method!r}: set method = '
                           '"peft" or remove peft_config')
@@ -225,7 +228,7 @@ class TrainConfig:
         self.noise = {**_default_noise(), **(self.noise or {})}
         self.generation = {**_default_generation(), **(self.generation or {})}
         self.method_options = dict(self.method_options or {})
-        self.peft_config = dict(self.peft_config or {})
+        self.peft_config = dict(self.peft_config or {}) if isinstance(self.peft_config, dict | None) else self.peft_config
         self.labels = list(self.labels) if isinstance(self.labels, list | tuple) else self.labels
         self.validate()
 
