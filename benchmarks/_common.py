@@ -17,26 +17,25 @@ from typing import Any
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from analog_peft.platform_info import cpu_name  # noqa: E402
+from analog_peft.tasks import resolve_data_dir  # noqa: E402
+
 RESULTS = ROOT / "benchmarks" / "results"
-SST2_DEV = Path("/work/shared/datasets/glue/SST-2/dev.tsv")
+SST2_DEV = resolve_data_dir() / "glue" / "SST-2" / "dev.tsv"  # $ANALOG_PEFT_DATA, else ../shared/datasets
 
 
 def machine() -> dict[str, Any]:
     """The machine and software a figure was measured on."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_name()
     try:
         load = os.getloadavg()[0]
     except OSError:
         load = float("nan")
     return {
         "cpu": cpu,
+        "cpu_isa": torch.backends.cpu.get_cpu_capability(),
         "cores": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__,

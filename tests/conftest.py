@@ -86,3 +86,22 @@ def tiny_bert(tmp_path_factory) -> str:
     torch.manual_seed(0)
     BertForSequenceClassification(config).save_pretrained(path)
     return str(path)
+
+
+class DiesMidWrite:
+    """A file wrapper that writes half of the data, then 'dies' (a kill in the middle of a write):
+    tests of atomic writes monkeypatch ``os.fdopen`` of ``analog_peft.montecarlo.files`` to return it."""
+
+    def __init__(self, f):
+        self.f = f
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.f.close()
+
+    def write(self, data):
+        self.f.write(data[: len(data) // 2])
+        self.f.flush()
+        raise KeyboardInterrupt("killed mid-write")

@@ -143,6 +143,8 @@ def test_report_renders_in_chromium(tmp_path):
 
 
 def test_an_interrupted_report_leaves_the_previous_files_intact(tmp_path, monkeypatch):
+    from conftest import DiesMidWrite
+
     from analog_peft.montecarlo import files as F
 
     run = make_run(tmp_path / "run")
@@ -150,23 +152,6 @@ def test_an_interrupted_report_leaves_the_previous_files_intact(tmp_path, monkey
     written = [files.html, files.markdown, *files.pngs, *files.tables]
     before = {p: p.read_bytes() for p in written}
     real_fdopen = F.os.fdopen
-
-    class DiesMidWrite:
-        """Writes half of the data, then the process is 'killed'."""
-
-        def __init__(self, f):
-            self.f = f
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            self.f.close()
-
-        def write(self, data):
-            self.f.write(data[: len(data) // 2])
-            self.f.flush()
-            raise KeyboardInterrupt("killed mid-write")
 
     for k in range(len(written)):  # die while writing the k-th file
         calls = iter(range(len(written)))

@@ -234,31 +234,15 @@ def test_a_second_writer_is_refused_while_the_directory_is_locked(adapters, tmp_
 
 
 def test_the_manifest_is_never_a_partial_file(adapters, tmp_path, monkeypatch):
+    from conftest import DiesMidWrite
+
     from analog_peft.montecarlo import files
 
     out = tmp_path / "m"
     run_montecarlo(small_config(adapters, n_chips=1, times=[1.0]), out, progress=False)
     before = (out / "manifest.json").read_bytes()
     real_fdopen = os.fdopen
-
-    class HalfWriter:
-        """Writes half of the text, then dies (a kill in the middle of the write)."""
-
-        def __init__(self, f):
-            self.f = f
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            self.f.close()
-
-        def write(self, data):
-            self.f.write(data[: len(data) // 2])
-            self.f.flush()
-            raise KeyboardInterrupt("killed mid-write")
-
-    monkeypatch.setattr(files.os, "fdopen", lambda *a, **kw: HalfWriter(real_fdopen(*a, **kw)))
+    monkeypatch.setattr(files.os, "fdopen", lambda *a, **kw: DiesMidWrite(real_fdopen(*a, **kw)))
     with pytest.raises(KeyboardInterrupt):  # extending rewrites the manifest (n_chips)
         run_montecarlo(small_config(adapters, n_chips=2, times=[1.0]), out, progress=False)
     assert (out / "manifest.json").read_bytes() == before

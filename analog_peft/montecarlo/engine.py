@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import platform
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field, fields
@@ -41,6 +40,7 @@ from analog_peft.finite import check_finite_logits
 from analog_peft.models import load_tokenizer
 from analog_peft.montecarlo.files import RunDirLocked, atomic_write, lock_run_dir, read_results_csv
 from analog_peft.montecarlo.stats import format_time
+from analog_peft.platform_info import platform_info
 from analog_peft.presets import resolve_rpu
 from analog_peft.tasks import (
     CUSTOM,
@@ -59,7 +59,6 @@ from analog_peft.tasks.glue import find_split_file
 from analog_peft.tasks.metrics import classification_metrics
 from analog_peft.tasks.userdata import check_options
 from analog_peft.versions import package_versions
-from device_models import portable
 
 DAY = 86400.0
 DEFAULT_TIMES = (1.0, 3600.0, DAY, 7 * DAY, 30 * DAY, 365 * DAY)
@@ -575,7 +574,7 @@ def _new_manifest(config: MonteCarloConfig, eval_set: EvalSet) -> dict[str, Any]
         "adapter_sha256": adapter_digests(config),
         "device_model": device_models.get(config.device).to_dict(),
         "versions": _versions(),
-        "platform": platform_info(),
+        "platform": platform_info(EVAL_THREADS),
     }
 
 
@@ -600,27 +599,6 @@ def adapter_digests(config: MonteCarloConfig) -> dict[str, str]:
             h.update(f.read_bytes())
         out[m.name] = h.hexdigest()
     return out
-
-
-def platform_info() -> dict[str, Any]:
-    """Where the rows were computed: the chips are the same bits on any CPU (chip scheme), the forward pass
-    of the transformer uses torch's vectorised kernels of this CPU ISA on ``EVAL_THREADS`` threads."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "chip_scheme": portable.SCHEME,
-        "cpu": cpu,
-        "cpu_isa": torch.backends.cpu.get_cpu_capability(),
-        "machine": platform.machine(),
-        "torch": torch.__version__,
-        "torch_threads": EVAL_THREADS,
-    }
 
 
 def _versions() -> dict[str, str]:
