@@ -6,11 +6,15 @@
 
 Policy: embeddings, normalisation layers, attention matmuls and task/LM heads stay digital. A tied LM head
 is never converted (aihwkit drops ``.weight``, which breaks the tie with the input embeddings).
+
+A converted model works with Hugging Face PEFT (``get_peft_model``): the first conversion imports
+:mod:`analog_peft.peft_bridge`, which registers PEFT layers for the analog layers.
 """
 
 from __future__ import annotations
 
 import difflib
+import importlib.util
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -176,7 +180,14 @@ def convert(
     if not report.analog:
         raise ConversionError(f"module selection {modules!r} converted no layer; check the names in the report")
     model.analog_conversion = report  # type: ignore[assignment]
+    _enable_peft()
     return report
+
+
+def _enable_peft() -> None:
+    """Let Hugging Face PEFT wrap the analog layers (:mod:`analog_peft.peft_bridge`, registered on import)."""
+    if importlib.util.find_spec("peft") is not None:  # without peft there is nothing to bridge
+        import analog_peft.peft_bridge  # noqa: F401
 
 
 def analog_layers(model: nn.Module) -> dict[str, AnalogLinear]:
