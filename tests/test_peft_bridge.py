@@ -23,6 +23,7 @@ from peft.tuners.tuners_utils import BaseTunerLayer
 
 import analog_peft.peft_bridge as bridge
 from analog_peft.chips import ChipProgrammer
+from analog_peft.cli import _parse_methods
 from analog_peft.convert import analog_layers, analog_tiles, convert
 from analog_peft.deploy import deploy
 from analog_peft.methods import AdapterFileError, attach
@@ -30,7 +31,7 @@ from analog_peft.methods import LoraConfig as OwnLoraConfig
 from analog_peft.models import load_classifier, load_tokenizer
 from analog_peft.montecarlo.engine import MethodSpec, MonteCarloConfig, run_montecarlo
 from analog_peft.peft_bridge.adapter import PeftAdapted, attach_peft, load_peft
-from analog_peft.training import ConfigError, TrainConfig, train
+from analog_peft.training import ConfigError, TrainConfig, load_trained, train
 
 GAUSS = {"name": "gaussian", "params": {"eta": 0.01}}
 QV = ["query", "value"]
@@ -361,3 +362,25 @@ def test_train_method_peft_with_device_noise_saves_peft_format(tiny_bert, tmp_pa
     assert clean.steps == noisy.steps == 2
     loaded = load_peft(base(tiny_bert, "ideal"), best)  # PeftModel.from_pretrained behind the base check
     assert isinstance(loaded, PeftAdapted)
+    _, adapted, config = load_trained(tmp_path / "noisy")  # the run directory loads like any other
+    assert isinstance(adapted, PeftAdapted) and config.method == "peft"
+    (spec,) = _parse_methods([f"lora=peft:{tmp_path / 'noisy'}"])  # montecarlo --method NAME=peft:RUN_DIR
+    assert spec["adapter"] == f"peft:{best}"
+    fused = deploy(tiny_bert, str(best), "fused", "mapped")  # a plain folder is recognised as PEFT's too
+    assert not any(isinstance(m, BaseTunerLayer) for m in fused.model.modules())
+
+
+def test_a_peft_run_resumed_after_a_stop_equals_the_uninterrupted_run(tiny_bert, tmp_path):
+    """The trainer state holds the PEFT adapter (save_pretrained) and reloads it trainable, bit for bit."""
+    from safetensors.torch import load_file
+
+    kw = {"model": tiny_bert, "task": "sst2", "train_examples": 24, "eval_examples": 8, "batch_size": 8,
+          "max_length": 16, "progress": False, "num_threads": 1, "log_every": 1, "lr": 2e-2, "epochs": 1,
+          "method": "peft", "peft_config": {"peft_type": "LORA", "r": 4, "target_modules": QV, "use_dora": True},
+          "noise": {"mode": "device", "device": {"name": "gaussian", "eta": 0.02}}}
+    full = train(TrainConfig(**kw, out_dir=str(tmp_path / "full")))
+    assert train(TrainConfig(**kw, out_dir=str(tmp_path / "part"), stop_after_steps=1)).interrupted
+    resumed = train(TrainConfig(**kw, out_dir=str(tmp_path / "part")))
+    assert resumed.steps == full.steps == 3
+    a, b = (load_file(str(tmp_path / r / "adapter" / "last" / "adapter_model.safetensors")) for r in ("full", "part"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
