@@ -116,8 +116,11 @@ def export(configs: dict[str, MonteCarloConfig], root: Path, runs: Path, cola_ru
                 shutil.copy2(src / f, dest / "mc" / name / f)
     for label, base in (("train_sst2", runs), ("train_cola", cola_runs)):
         for summary in sorted(base.glob("*/summary.json")):
-            (dest / label / summary.parent.name).mkdir(parents=True, exist_ok=True)
-            shutil.copy2(summary, dest / label / summary.parent.name / "summary.json")
+            target = dest / label / summary.parent.name / "summary.json"
+            if target.resolve() == summary.resolve():  # exporting the committed data onto itself
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(summary, target)
 
 
 def _n_chips(df: pd.DataFrame) -> int:
