@@ -118,10 +118,10 @@ def floor_times(model: nn.Module, repeats: int = 3) -> dict[str, float]:
             torch.pow(1.5, b, out=b)
             torch.pow(b, 0.65, out=b)
 
-    works = [Workspace() for _ in bufs]
+    works = {id(b): Workspace() for b in bufs}  # one workspace per thread's buffer
 
     def program_portable(group: list[int], buf: torch.Tensor) -> None:
-        gen, work = torch.Generator().manual_seed(0), works[bufs.index(buf)]
+        gen, work = torch.Generator().manual_seed(0), works[id(buf)]
         for n in group:
             b = buf[:n]
             portable.normal_(b, gen, work)
@@ -130,7 +130,7 @@ def floor_times(model: nn.Module, repeats: int = 3) -> dict[str, float]:
             portable.pow_(b.abs_().add_(1e-3), 0.65, work)  # Q_s, kept per chip
 
     def drift_portable(group: list[int], buf: torch.Tensor) -> None:
-        gen, work = torch.Generator().manual_seed(0), works[bufs.index(buf)]
+        gen, work = torch.Generator().manual_seed(0), works[id(buf)]
         for n in group:
             b = buf[:n]
             portable.normal_(b, gen, work)
