@@ -119,7 +119,7 @@ class ChipProgrammer:
                 return 1.0, 1.0
             state = self._draws(tl, chip, work)
             dm.programmed_into(state, weight.data, work)  # the chip at t = 0, written directly
-            return _mean_abs(weight, tl.key, chip, 0.0), 1.0  # α = baseline / mean|W(0)| = 1, exactly
+            return _mean_abs(weight, work, tl.key, chip, 0.0), 1.0  # α = baseline / mean|W(0)| = 1, exactly
 
         for tl, (baseline, alpha) in self._each_tile(one):
             tl.baseline = baseline
@@ -155,7 +155,7 @@ class ChipProgrammer:
             if not self.compensate_drift:
                 _check_finite(weight, tl.key, chip, t)
                 return tl.baseline, 1.0
-            return tl.baseline, tl.baseline / _mean_abs(weight, tl.key, chip, t)
+            return tl.baseline, tl.baseline / _mean_abs(weight, work, tl.key, chip, t)
             return tl.baseline, alpha
 
         for tl, (_, alpha) in self._each_tile(one):
@@ -344,11 +344,11 @@ class ChipProgrammer:
                 )
 
 
-def _mean_abs(weight: Tensor, key: str, chip: int, t: float) -> float:
+def _mean_abs(weight: Tensor, work: Workspace, key: str, chip: int, t: float) -> float:
     """``mean |W|`` (floored at 1e-12), exact and independent of ISA, threads and order; refuses
     non-finite weights."""
     try:
-        return max(portable.mean_abs(weight), 1e-12)
+        return max(portable.mean_abs(weight, work), 1e-12)  # |W| in the workspace: no allocation per chip × t
     except ValueError:
         _check_finite(weight, key, chip, t)
         raise

@@ -312,9 +312,13 @@ def exact_sum(x: Tensor, top: float | None = None) -> float:
     return math.ldexp(float(total), -shift)
 
 
-def mean_abs(x: Tensor) -> float:
-    """``mean |x|`` of a float32 tensor, independent of ISA, threads and order."""
-    absx = x.detach().abs()
+def mean_abs(x: Tensor, work: Workspace | None = None) -> float:
+    """``mean |x|`` of a float32 tensor, independent of ISA, threads and order (``work``: scratch for |x|)."""
+    if work is None:
+        absx = x.detach().abs()
+    else:
+        absx = work.get("portable.abs", x.shape, x)
+        torch.abs(x.detach(), out=absx)
     return exact_sum(absx, float(absx.max()) if absx.numel() else 0.0) / max(x.numel(), 1)
 
 
