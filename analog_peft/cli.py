@@ -70,12 +70,17 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def _cmd_convert(args: argparse.Namespace) -> int:
     from analog_peft.convert import convert
+    from analog_peft.heads import head_record
     from analog_peft.models import load_causal_lm, load_classifier
+    from analog_peft.training.cli import head_line
 
-    model = load_causal_lm(args.model) if args.causal else load_classifier(args.model, num_labels=2)
+    model = load_causal_lm(args.model) if args.causal else load_classifier(args.model, 2, pooling=args.pooling)
     modules = args.modules.split(",") if "," in args.modules else args.modules
     report = convert(model, args.rpu, modules=modules)
     print(report.table())
+    head = head_record(model)
+    if head is not None:
+        print(f"head: {head_line(head.to_dict())}")
     if args.report:
         report.to_json(args.report)
     return 0
@@ -211,6 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rpu", default="standard", choices=["ideal", "mapped", "standard"])
     p.add_argument("--modules", default="blocks", help="'blocks', 'all', or comma-separated names/patterns")
     p.add_argument("--causal", action="store_true", help="load as a causal LM instead of a classifier")
+    p.add_argument("--pooling", default="auto", help="classifier head pooling: auto, cls, mean, last")
     p.add_argument("--report", help="write the report as JSON here")
     p.set_defaults(func=_cmd_convert)
 

@@ -56,6 +56,26 @@ def _is_peft(spec: str | Path) -> bool:
         return False
 
 
+def adapter_pooling(spec: str | Path | None) -> str:
+    """The head pooling an adapter was trained with (``auto`` for no adapter; ``native`` when unrecorded)."""
+    import json
+
+    from analog_peft.heads import UNRECORDED, recorded_pooling
+
+    if spec is None:
+        return "auto"
+    folder = adapter_path(spec)
+    for name in ("analog_peft_base.json", "adapter_config.json"):  # the PEFT sidecar first, then ours
+        path = folder / name
+        try:
+            data = json.loads(path.read_text()) if path.is_file() else None
+        except (json.JSONDecodeError, UnicodeDecodeError, OSError):
+            continue  # the adapter loader names the problem
+        if isinstance(data, dict) and isinstance(data.get("fingerprint"), dict):
+            return recorded_pooling(data["fingerprint"])
+    return UNRECORDED
+
+
 def load_adapted(model: nn.Module, adapter_dir: str | Path):
     """Load any saved adapter (every method, and the training package's head-only baseline) onto ``model``."""
     try:
@@ -85,10 +105,13 @@ def deploy(
     name: str | None = None,
     head_seed: int = 0,
 ) -> Deployment:
-    """Build the analog model of one method (``adapter_dir=None``: the bare base with its seeded head)."""
+    """Build the analog model of one method (``adapter_dir=None``: the bare base with its seeded head).
+
+    The head pools as the adapter records (:func:`adapter_pooling`), so the trained model is rebuilt exactly.
+    """
     if deployment not in DEPLOYMENTS:
         raise ValueError(f"unknown deployment {deployment!r}; choose one of {DEPLOYMENTS}")
-    model = load_classifier(base_model, num_labels=num_labels, seed=head_seed)
+    model = load_classifier(base_model, num_labels=num_labels, seed=head_seed, pooling=adapter_pooling(adapter_dir))
     if adapter_dir is not None and _is_peft(adapter_dir):
         from analog_peft.peft_bridge.adapter import load_peft
 

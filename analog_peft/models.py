@@ -179,25 +179,38 @@ def load_tokenizer(name: str):
     return tok
 
 
-def load_classifier(name: str, num_labels: int, seed: int = 0) -> nn.Module:
+def load_classifier(name: str, num_labels: int, seed: int = 0, pooling: str = "auto") -> nn.Module:
     """A sequence-classification model; the new head is initialised from ``seed`` (reproducible).
 
     ``num_labels = 1`` is a regression head (MSE loss on float labels). A saved head of another size (a
-    2-class checkpoint loaded for a 3-class task) is replaced by a new seeded one.
+    2-class checkpoint loaded for a 3-class task) is replaced by a new seeded one. ``pooling`` picks how
+    token states reach the head (:mod:`analog_peft.heads`; ``auto`` reads the checkpoint's own pooling
+    config); the resolved head, with the weights that were newly initialised, is
+    ``analog_peft.heads.head_record(model)``.
     """
     from transformers import AutoModelForSequenceClassification
 
+    from analog_peft.heads import build_head, check_pooling
+
+    check_pooling(pooling)
     src = resolve(name)
     extra: dict[str, Any] = {"problem_type": "regression"} if num_labels == 1 else {}
     with _loading(name), _quiet(), torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = AutoModelForSequenceClassification.from_pretrained(
-            src.path, num_labels=num_labels, dtype=torch.float32, ignore_mismatched_sizes=True, **extra,
-            **_kwargs(src)
+        model, info = AutoModelForSequenceClassification.from_pretrained(
+            src.path, num_labels=num_labels, dtype=torch.float32, ignore_mismatched_sizes=True,
+            output_loading_info=True, **extra, **_kwargs(src)
         )
     if model.config.pad_token_id is None:
         model.config.pad_token_id = model.config.eos_token_id
+    newly = [*info.get("missing_keys", ()), *(_key(k) for k in info.get("mismatched_keys", ()))]
+    build_head(model, pooling, src.path if Path(src.path).is_dir() else None, newly)
     return model.eval()
+
+
+def _key(entry: Any) -> str:
+    """A mismatched-keys entry (a name, or ``(name, saved shape, new shape)``) as its name."""
+    return entry[0] if isinstance(entry, (tuple, list)) else str(entry)
 
 
 def load_causal_lm(name: str) -> nn.Module:

@@ -92,14 +92,15 @@ def table(runs_dir: Path, names: list[str]) -> str:
             continue
         s = json.loads(path.read_text())
         tp = s["trainable_params"]
+        pooling = (s.get("head") or {}).get("pooling", "native (frozen pooler)")
         rows.append(
-            f"| {LABELS.get(name, name)} | {100 * s['metric']:.2f} | {100 * s['last_metrics']['accuracy']:.2f} | "
+            f"| {LABELS.get(name, name)} | {pooling} | {100 * s['metric']:.2f} | {100 * s['last_metrics']['accuracy']:.2f} | "
             f"{s['last_metrics'].get('matthews_correlation', float('nan')):.4f} | "
             f"{tp['adapter']:,} | {tp['trainable']:,} | {tp['percent']:.4f} | {s['wall_time_s']:.0f} |"
         )
     head = (
-        "| method | dev metric best (×100) | dev acc. last (%) | dev MCC last | adapter params | "
-        "trainable params (incl. head) | trainable % | wall time (s) |\n|---|---:|---:|---:|---:|---:|---:|---:|"
+        "| method | head pooling | dev metric best (×100) | dev acc. last (%) | dev MCC last | adapter params | "
+        "trainable params (incl. head) | trainable % | wall time (s) |\n|---|---|---:|---:|---:|---:|---:|---:|---:|"
     )
     return head + "\n" + "\n".join(rows) + "\n"
 

@@ -15,6 +15,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from analog_peft.deploy import adapter_pooling
 from analog_peft import models
 from analog_peft.convert import ConversionError, convert
 from analog_peft.finite import NonFiniteError
@@ -112,7 +113,8 @@ def test_committed_artifact_loads_and_its_digest_matches():
     config = json.loads((ARTIFACT / "adapter_config.json").read_text())
     assert CHECKSUM_KEY not in config  # saved before checksums existed
     with pytest.warns(UserWarning, match="no tensor checksum"):
-        adapted = load_adapter(load_classifier("minilm-l6", num_labels=2), ARTIFACT)
+        adapted = load_adapter(load_classifier("minilm-l6", 2, pooling=adapter_pooling(ARTIFACT)), ARTIFACT)
+    assert adapter_pooling(ARTIFACT) == "native"  # saved before heads were recorded: the frozen pooler
     assert adapted.fingerprint()["digest"] == config["fingerprint"]["digest"]
     assert adapted.fingerprint()["base_model"] == "minilm-l6"
 

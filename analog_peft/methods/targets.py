@@ -147,8 +147,11 @@ def _tied_to_embeddings(model: nn.Module, module: nn.Module) -> bool:
 
 def head_names(model: nn.Module, config: AdapterConfig) -> list[str]:
     """Top-most modules acting as the task head (tied LM heads excluded when ``train_head`` is None)."""
+    from analog_peft.heads import head_module_names, head_record
+
     spec = arch_spec(model)
-    wanted = _patterns(config.head_modules) or list(spec.heads if spec else _DEFAULT_HEADS)
+    recorded = head_module_names(model) if head_record(model) is not None else None
+    wanted = _patterns(config.head_modules) or recorded or list(spec.heads if spec else _DEFAULT_HEADS)
     found: list[str] = []
     for name, module in model.named_modules():
         if not name or any(name.startswith(f + ".") for f in found):
@@ -170,11 +173,36 @@ def fingerprint(model: nn.Module, targets: list[Target]) -> dict[str, Any]:
     ``digest``, and ``base_model`` (the alias or path it was loaded from; informative, not in the digest)."""
     shapes = {t.name: list(features(t.module)) for t in targets}
     body = {"model_type": model_type(model), "targets": shapes}
-    out = {**body, "digest": _digest(body)}
+    out = {**body, "digest": _digest(body), **head_entry(model)}
     base = base_name(model)
     if base:
         out["base_model"] = base
     return out
+
+
+def head_entry(model: nn.Module) -> dict[str, Any]:
+    """``{"head": {"pooling": ...}}`` for a classifier built with a head record (:mod:`analog_peft.heads`)."""
+    from analog_peft.heads import head_record
+
+    record = head_record(model)
+    return {"head": {"pooling": record.pooling}} if record is not None else {}
+
+
+def compare_heads(saved: dict[str, Any], actual: dict[str, Any], source: str) -> None:
+    """Refuse an adapter trained on another pooling than the head of the model it is loaded onto."""
+    from analog_peft.heads import UNRECORDED
+    from analog_peft.methods.errors import AdapterFileError
+
+    if "head" not in actual and "head" not in saved:
+        return
+    want = (saved.get("head") or {}).get("pooling", UNRECORDED)
+    have = (actual.get("head") or {}).get("pooling", "the model class's own (no head record)")
+    if want != have:
+        raise AdapterFileError(
+            f"adapter {source} was trained with pooling {want!r}, this model's head pools {have!r}: load the base "
+            f"with pooling={want!r} (analog_peft.models.load_classifier(..., pooling={want!r}); deploy() reads it "
+            "from the adapter)"
+        )
 
 
 def _digest(body: dict[str, Any]) -> str:
@@ -218,6 +246,7 @@ def compare_fingerprints(saved: dict[str, Any], actual: dict[str, Any], source: 
                 f"{at[n]} here. {fix}"
             )
     _compare_digest(saved, actual, source)
+    compare_heads(saved, actual, source)
 
 
 def _compare_digest(saved: dict[str, Any], actual: dict[str, Any], source: str) -> None:

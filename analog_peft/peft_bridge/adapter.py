@@ -189,6 +189,7 @@ def attach_peft(model: nn.Module, config: dict[str, Any] | PeftConfig, seed: int
     from analog_peft.chips import derive_seed
 
     peft_config = peft_config_from_dict(config, task_type_of(model))
+    _train_pooler_head(model, peft_config)
     with torch.random.fork_rng(devices=[]), _quiet():
         torch.manual_seed(derive_seed(seed, "peft-init"))
         try:
@@ -197,6 +198,15 @@ def attach_peft(model: nn.Module, config: dict[str, Any] | PeftConfig, seed: int
             message = " ".join(str(exc).split())
             raise AdapterError(f"PEFT cannot attach {peft_config.peft_type} to this model: {message}") from None
     return PeftAdapted(peft_model)
+
+
+def _train_pooler_head(model: nn.Module, peft_config: PeftConfig) -> None:
+    """A head that pools through the pooler (``cls``) trains it: add it to PEFT's ``modules_to_save``."""
+    from analog_peft.heads import CLASSIFIER_MODULES, head_module_names
+
+    extra = [n for n in head_module_names(model) if n not in CLASSIFIER_MODULES]
+    if extra and hasattr(peft_config, "modules_to_save"):
+        peft_config.modules_to_save = sorted({*(peft_config.modules_to_save or []), *extra})
 
 
 def check_base(model: nn.Module, directory: str | Path) -> None:

@@ -23,6 +23,7 @@ _FLAGS = {
     "stop_after_steps": int, "num_threads": int,
     "train_file": str, "eval_file": str, "text_column": str, "text_pair_column": str, "label_column": str,
     "task_type": str, "labels": comma_list, "num_labels": int, "data_name": str, "hf_dataset": str,
+    "pooling": str,
 }
 
 
@@ -85,7 +86,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
         f"trainable {tp['trainable']:,} of {tp['total']:,} ({tp['percent']:.4f}%), {s['wall_time_s']:.0f} s "
         f"-> {result.out_dir}"
     )
+    if s.get("head"):
+        print(f"head: {head_line(s['head'])}")
     return 0
+
+
+def head_line(head: dict[str, Any]) -> str:
+    """One line on a classifier's head: its pooling, why, and the weights that were newly initialised."""
+    newly = ", ".join(head.get("newly_initialized") or []) or "none"
+    return f"pooling {head['pooling']} ({head['reason']}); newly initialised: {newly}"
 
 
 def add_train_parser(sub: Any) -> argparse.ArgumentParser:

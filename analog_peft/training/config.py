@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from analog_peft.heads import POOLINGS
 from analog_peft.training import tomlio
 
 NOISE_MODES = ("none", "device", "aihwkit_modifier")
@@ -167,6 +168,9 @@ class TrainConfig:
             number of integer classes); empty/0 = inferred from ``train_file`` and written back here.
         data_name: Display name of the data (default: the custom eval file's stem, else the task name).
         allow_decoder_classifier: Allow a causal LM with a new classification head for classification tasks.
+        pooling: How token states reach the classification head (:mod:`analog_peft.heads`): ``auto``
+            (the checkpoint's sentence-transformers pooling config, else a trained pooler, else mean),
+            ``cls`` (first token through the pooler, which then trains with the head), ``mean``, ``last``.
         generation: E2E decoding: ``num_beams`` (1 = greedy), ``max_new_tokens``, ``batch_size``.
         out_dir: Run directory (config, adapters, log, summary, trainer state).
         eval_every / save_every / log_every: In optimiser steps (0 = evaluate only at the end of each epoch;
@@ -213,6 +217,7 @@ class TrainConfig:
     num_labels: int = 0
     data_name: str = ""
     allow_decoder_classifier: bool = False
+    pooling: str = "auto"
     generation: dict[str, Any] = field(default_factory=_default_generation)
     out_dir: str = "runs/train"
     eval_every: int = 0
@@ -249,6 +254,8 @@ class TrainConfig:
                 raise ConfigError(f"method_options for {self.method!r}: {exc}") from exc
         elif self.method_options.keys() - {"head_modules"}:
             raise ConfigError("method 'head' accepts only the option 'head_modules'")
+        if self.pooling not in POOLINGS:
+            raise ConfigError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
         if self.rpu not in RPU_CHOICES:
             raise ConfigError(f"rpu must be one of {RPU_CHOICES}, got {self.rpu!r}")
         mode = self.noise.get("mode")

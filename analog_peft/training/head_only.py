@@ -9,13 +9,14 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from analog_peft.heads import head_module_names
 from analog_peft.methods import AdapterFileError
 from analog_peft.methods.io import read_config, read_tensors, verify_tensors, write_adapter
+from analog_peft.methods.targets import compare_heads, head_entry
 
 CONFIG_NAME = "adapter_config.json"
 WEIGHTS_NAME = "adapter.safetensors"
 FORMAT = "analog_peft.head/1"
-DEFAULT_HEADS = ("classifier", "score")
 
 
 def _model_type(model: nn.Module) -> str | None:
@@ -23,7 +24,8 @@ def _model_type(model: nn.Module) -> str | None:
 
 
 class HeadOnlyModel(nn.Module):
-    """Wraps a model, freezes it, and trains only the head modules (``classifier`` / ``score`` by default).
+    """Wraps a model, freezes it, and trains only the head modules (``classifier`` / ``score``, and the pooler
+    when the head pools through it: :func:`analog_peft.heads.head_module_names`).
 
     Offers the subset of :class:`~analog_peft.methods.AdaptedModel`'s API the trainer uses.
     """
@@ -33,9 +35,9 @@ class HeadOnlyModel(nn.Module):
     def __init__(self, model: nn.Module, head_modules: list[str] | None = None) -> None:
         super().__init__()
         self.model = model
-        names = list(head_modules or [n for n in DEFAULT_HEADS if hasattr(model, n)])
+        names = list(head_modules or head_module_names(model))
         if not names:
-            raise ValueError(f"head-only training: the model has no head module among {DEFAULT_HEADS}")
+            raise ValueError("head-only training: the model has no head module (classifier / score)")
         self.heads = names
         for p in model.parameters():
             p.requires_grad_(False)
@@ -71,7 +73,7 @@ class HeadOnlyModel(nn.Module):
     def save_adapter(self, directory: str | Path) -> Path:
         """Write ``adapter_config.json`` (with the tensors' checksum) and ``adapter.safetensors``."""
         config = {"method": self.method, "head_modules": self.heads,
-                  "fingerprint": {"model_type": _model_type(self.model)}}
+                  "fingerprint": {"model_type": _model_type(self.model), **head_entry(self.model)}}
         return write_adapter(directory, config, self.adapter_tensors(), fmt=FORMAT)
 
 
@@ -92,6 +94,7 @@ def load_head_only(model: nn.Module, directory: str | Path) -> HeadOnlyModel:
     saved_type = (config.get("fingerprint") or {}).get("model_type")
     if saved_type != _model_type(model):
         raise AdapterFileError(f"{directory}: head saved for model_type={saved_type!r}, not {_model_type(model)!r}")
+    compare_heads(config.get("fingerprint") or {}, head_entry(model), str(directory))
     tensors, _ = read_tensors(directory)
     verify_tensors(tensors, config, directory)
     adapted = HeadOnlyModel(model, config["head_modules"])

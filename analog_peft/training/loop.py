@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from analog_peft.heads import head_record
 from analog_peft.training.checkpoint import (
     STATE_DIR,
     has_trainer_state,
@@ -147,6 +148,7 @@ def train(config: TrainConfig | dict | str | Path) -> TrainResult:
     logger = JsonlLogger(run_dir / "log.jsonl")
 
     model = load_base(config, task)
+    head = head_record(model)
     convert_base(model, config)
     collate = data.collate
     if resume:
@@ -181,7 +183,8 @@ def train(config: TrainConfig | dict | str | Path) -> TrainResult:
         logger.log("resume", step=state["step"], epoch=state["epoch"], batch=state["batch"])
     else:
         logger.log("start", config=config.to_dict(), train_examples=len(data.train),
-                   eval_examples=len(data.eval_refs), total_steps=total, trainable=summary_params)
+                   eval_examples=len(data.eval_refs), total_steps=total, trainable=summary_params,
+                   head=head.to_dict() if head else None)
 
     metric_name = task.metric
     session_start = time.perf_counter()
@@ -295,6 +298,7 @@ def train(config: TrainConfig | dict | str | Path) -> TrainResult:
         "last_metrics": state["last_metrics"],
         "digital_dev_metric": _digital_metric(config, run_dir, task, data, tokenizer, state["best_metric"]),
         "trainable_params": summary_params,
+        "head": head.to_dict() if head else None,
         "steps": state["step"],
         "epochs": total / steps_per_epoch,
         "train_examples": len(data.train),
@@ -315,10 +319,12 @@ def _digital_metric(config: TrainConfig, run_dir: Path, task: Any, data: Any, to
     if config.base in ("digital", "ideal"):
         return {"value": best, "how": f"{config.base} base: its clean forward is the digital forward"}
     from analog_peft.training.evaluate import evaluate
+    from analog_peft.deploy import adapter_pooling
     from analog_peft.training.setup import load_adapted, load_base
 
-    model = load_base(config, task)
-    adapted = load_adapted(model, run_dir / "adapter" / "best").to(config.device)
+    best = run_dir / "adapter" / "best"
+    model = load_base(config, task, pooling=adapter_pooling(best))
+    adapted = load_adapted(model, best).to(config.device)
     metrics = evaluate(adapted, task, data, tokenizer, batch_size=config.eval_batch_size,
                        generation=config.generation, max_length=config.max_length, device=config.device)
     return {"value": float(metrics[task.metric]), "how": "best adapter loaded on the digital base"}

@@ -126,12 +126,14 @@ def load_task_data(config: TrainConfig, task: Any, tokenizer: Any) -> TaskData:
     return TaskData(feats, [], [ex.refs for ex in eval_ex], [ex.mr for ex in eval_ex], lm_collate, "generation")
 
 
-def load_base(config: TrainConfig, task: Any) -> nn.Module:
-    """The pretrained base model for the task (digital; a new classification head seeded by ``seed``)."""
+def load_base(config: TrainConfig, task: Any, pooling: str | None = None) -> nn.Module:
+    """The pretrained base model for the task (digital; a new classification head seeded by ``seed``, pooling
+    as ``pooling`` or, when None, as the config says)."""
     from analog_peft.models import load_causal_lm, load_classifier
 
     if task.kind != "generation":
-        return load_classifier(config.model, num_labels=task.num_labels, seed=config.seed)
+        return load_classifier(config.model, num_labels=task.num_labels, seed=config.seed,
+                               pooling=pooling or config.pooling)
     return load_causal_lm(config.model)
 
 
@@ -186,7 +188,9 @@ def load_trained(run_dir: str | Path, which: str = "best", device: str = "cpu") 
     adapter_dir = run_dir / "adapter" / which
     if not adapter_dir.is_dir():
         raise FileNotFoundError(f"{adapter_dir} not found (which must be 'best' or 'last')")
-    model = load_base(config, resolve_task(config)[1])
+    from analog_peft.deploy import adapter_pooling
+
+    model = load_base(config, resolve_task(config)[1], pooling=adapter_pooling(adapter_dir))
     convert_base(model, config)
     load_calibration(model, run_dir)
     adapted = load_adapted(model, adapter_dir)

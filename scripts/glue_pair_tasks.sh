@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# MRPC and STS-B from the CLI on the real GLUE files: head-only and GRASP trained on MiniLM-L6 (mean-pooled
+# head, from the checkpoint's own pooling config), then a PCM chip Monte Carlo of both with its report.
+#
+#   bash scripts/glue_pair_tasks.sh [RUNS_DIR=runs/glue_pairs] [DOCS_DIR=docs/glue_pairs]
+#
+# Trained runs are reused when their summary.json exists; a Monte Carlo resumes per chip. The report folders
+# (results, manifest, report.md/html, plots) are copied to DOCS_DIR/<task>/.
+set -euo pipefail
+RUNS=${1:-runs/glue_pairs}
+DOCS=${2:-docs/glue_pairs}
+AP=${AP:-.venv/bin/analog-peft}
+CHIPS=${CHIPS:-10}
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+
+train() {  # task method out [extra args...]
+  local task=$1 method=$2 out=$3; shift 3
+  if [[ -f $out/summary.json ]]; then echo "[$task/$method] reusing $out"; return; fi
+  $AP train --task "$task" --method "$method" --model minilm-l6 --rpu ideal --seed 0 --epochs 3 \
+    --batch-size 16 --max-length 128 --lr 1e-2 --set head_lr=1e-2 --set warmup_ratio=0.06 \
+    --num-threads 1 --no-progress --out-dir "$out" "$@"
+}
+
+for task in mrpc stsb; do
+  train "$task" head "$RUNS/$task/head"
+  train "$task" grasp "$RUNS/$task/grasp" --set method_options.k=16
+  $AP montecarlo --task "$task" --base minilm-l6 --device pcm --rpu mapped --chips "$CHIPS" \
+    --times 1s,1d,1y --method "head=$RUNS/$task/head" --method "grasp=$RUNS/$task/grasp" \
+    --out "$RUNS/$task/mc" --report
+  mkdir -p "$DOCS/$task"
+  cp "$RUNS/$task/mc"/{results.csv,summary.csv,manifest.json} "$DOCS/$task/"
+  cp -r "$RUNS/$task/mc/report/." "$DOCS/$task/"
+  for m in head grasp; do cp "$RUNS/$task/$m/summary.json" "$DOCS/$task/train_summary_$m.json"; done
+done

@@ -1,0 +1,125 @@
+"""Classification heads: pooling that fits the checkpoint, a pooler that trains when used, heads recorded."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from transformers import BertConfig, BertModel, GPT2Config, GPT2ForSequenceClassification, RobertaConfig
+from transformers import RobertaForSequenceClassification
+
+from analog_peft.deploy import adapter_pooling, deploy
+from analog_peft.heads import HeadError, head_module_names, head_record
+from analog_peft.methods import AdapterFileError, GraspConfig, attach, load_adapter
+from analog_peft.models import load_classifier, load_tokenizer
+from analog_peft.training.head_only import HeadOnlyModel, load_head_only
+
+SENTENCES = ["a gripping , beautifully shot film", "dull"]
+
+
+def _batch(tok, texts=SENTENCES):
+    return dict(tok(texts, padding=True, return_tensors="pt"))
+
+
+def _classifier_input(model, batch):
+    seen = []
+    target = model.classifier if hasattr(model, "classifier") else model.score
+    handle = target.register_forward_pre_hook(lambda _m, args: seen.append(args[0]))
+    with torch.no_grad():
+        logits = model(**batch).logits
+    handle.remove()
+    return seen[0], logits
+
+
+def test_minilm_auto_reads_the_checkpoint_mean_pooling_and_respects_padding(minilm_dir):
+    model = load_classifier("minilm-l6", num_labels=2)
+    record = head_record(model)
+    assert record.pooling == "mean" and "1_Pooling" in record.reason
+    assert record.newly_initialized == ["classifier.bias", "classifier.weight"]
+    assert head_module_names(model) == ["classifier"]
+    tok = load_tokenizer("minilm-l6")
+    batch = _batch(tok)
+    pooled, logits = _classifier_input(model, batch)
+    with torch.no_grad():
+        states = model.bert(**batch).last_hidden_state
+    mask = batch["attention_mask"].unsqueeze(-1).float()
+    torch.testing.assert_close(pooled, (states * mask).sum(1) / mask.sum(1))
+    alone = _classifier_input(model, _batch(tok, SENTENCES[1:]))[1]  # no padding for the short sentence
+    torch.testing.assert_close(logits[1:], alone, atol=1e-5, rtol=1e-5)
+    assert HeadOnlyModel(model).trainable_summary()["trainable"] == 384 * 2 + 2
+
+
+def test_cls_pooling_trains_the_pooler_with_the_head(minilm_dir):
+    model = load_classifier("minilm-l6", num_labels=2, pooling="cls")
+    assert head_module_names(model) == ["classifier", "bert.pooler"]
+    head = HeadOnlyModel(model)
+    assert head.trainable_summary()["trainable"] == 384 * 2 + 2 + 384 * 384 + 384
+    assert all(p.requires_grad for p in model.bert.pooler.parameters())
+    native = HeadOnlyModel(load_classifier("minilm-l6", num_labels=2, pooling="native"))
+    assert native.trainable_summary()["trainable"] == 770  # the frozen pooler of adapters made before heads
+
+
+def test_a_pooler_missing_from_the_checkpoint_is_never_used_frozen(tmp_path, tiny_bert):
+    tok = load_tokenizer(tiny_bert)
+    config = BertConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=64)
+    BertModel(config, add_pooling_layer=False).save_pretrained(tmp_path)  # e.g. exported without its pooler
+    tok.save_pretrained(tmp_path)
+    model = load_classifier(str(tmp_path), num_labels=2)
+    record = head_record(model)
+    assert record.pooling == "mean" and "newly initialised" in record.reason
+    assert "bert.pooler.dense.weight" in record.newly_initialized
+    cls = load_classifier(str(tmp_path), num_labels=2, pooling="cls")
+    assert "bert.pooler" in head_module_names(cls)  # used: then it trains
+
+
+def test_checkpoint_with_trained_pooler_uses_it_and_decoders_pool_the_last_token(tiny_bert, tmp_path):
+    assert head_record(load_classifier(tiny_bert, 2)).pooling == "cls"
+    tok = load_tokenizer(tiny_bert)
+    GPT2ForSequenceClassification(GPT2Config(n_layer=1, n_embd=32, n_head=2, vocab_size=len(tok),
+                                             pad_token_id=0)).save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    assert head_record(load_classifier(str(tmp_path), 2)).pooling == "last"
+    with pytest.raises(HeadError, match="pools the last token"):
+        load_classifier(str(tmp_path), 2, pooling="mean")
+    with pytest.raises(HeadError, match="unknown pooling 'max'"):
+        load_classifier(tiny_bert, 2, pooling="max")
+
+
+def test_roberta_mean_pooling_wraps_its_first_token_head(tmp_path, tiny_bert):
+    tok = load_tokenizer(tiny_bert)
+    config = RobertaConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                           intermediate_size=64, pad_token_id=0, max_position_embeddings=80)
+    RobertaForSequenceClassification(config).save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    model = load_classifier(str(tmp_path), 2, pooling="mean")
+    assert head_module_names(model) == ["classifier"]
+    logits = _classifier_input(model, _batch(tok))[1]
+    alone = _classifier_input(model, _batch(tok, SENTENCES[1:]))[1]
+    torch.testing.assert_close(logits[1:], alone, atol=1e-5, rtol=1e-5)
+
+
+def test_adapters_record_their_head_and_deploy_rebuilds_it(tiny_bert, tmp_path):
+    for pooling in ("mean", "cls"):
+        adapted = attach(load_classifier(tiny_bert, 2, pooling=pooling), GraspConfig(k=4))
+        with torch.no_grad():
+            adapted.model.classifier.weight.add_(1.0)
+        out = adapted.save_adapter(tmp_path / pooling)
+        saved = json.loads((out / "adapter_config.json").read_text())
+        assert saved["fingerprint"]["head"] == {"pooling": pooling}
+        assert adapter_pooling(out) == pooling
+        assert ("bert.pooler.dense.weight" in adapted.adapter_tensors()) == (pooling == "cls")
+        dep = deploy(tiny_bert, out, "periphery", rpu="ideal")
+        assert head_record(dep.model).pooling == pooling
+    with pytest.raises(AdapterFileError, match="trained with pooling 'mean'"):
+        load_adapter(load_classifier(tiny_bert, 2, pooling="cls"), tmp_path / "mean")
+
+
+def test_head_only_adapter_records_its_pooling(tiny_bert, tmp_path):
+    head = HeadOnlyModel(load_classifier(tiny_bert, 2, pooling="mean"))
+    out = head.save_adapter(tmp_path / "h")
+    assert adapter_pooling(out) == "mean"
+    load_head_only(load_classifier(tiny_bert, 2, pooling="mean"), out)
+    with pytest.raises(AdapterFileError, match="pooling 'mean'"):
+        load_head_only(load_classifier(tiny_bert, 2, pooling="cls"), out)
