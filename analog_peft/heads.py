@@ -26,7 +26,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 
 POOLINGS = ("auto", "cls", "mean", "last", "native")
@@ -152,7 +151,7 @@ def _install_mean(model: nn.Module) -> None:
     prefix = getattr(model, "base_model_prefix", "")
     pooler = _pooler(model)
     if pooler is not None and hasattr(pooler, "dense") and hasattr(pooler, "activation"):
-        setattr(getattr(model, prefix), "pooler", MaskedMeanPooling())
+        getattr(model, prefix).pooler = MaskedMeanPooling()
     elif pooler is None and isinstance(getattr(model, "classifier", None), nn.Module) and hasattr(model.classifier, "out_proj"):
         model.classifier = MeanPooledHead(model.classifier)
     else:

@@ -15,9 +15,9 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from analog_peft.deploy import adapter_pooling
 from analog_peft import models
 from analog_peft.convert import ConversionError, convert
+from analog_peft.deploy import adapter_pooling
 from analog_peft.finite import NonFiniteError
 from analog_peft.methods import AdapterError, AdapterFileError, GraspConfig, LoraConfig, attach, load_adapter
 from analog_peft.methods.io import CHECKSUM_KEY, tensor_checksum

@@ -6,8 +6,14 @@ import json
 
 import pytest
 import torch
-from transformers import BertConfig, BertModel, GPT2Config, GPT2ForSequenceClassification, RobertaConfig
-from transformers import RobertaForSequenceClassification
+from transformers import (
+    BertConfig,
+    BertModel,
+    GPT2Config,
+    GPT2ForSequenceClassification,
+    RobertaConfig,
+    RobertaForSequenceClassification,
+)
 
 from analog_peft.deploy import adapter_pooling, deploy
 from analog_peft.heads import HeadError, head_module_names, head_record

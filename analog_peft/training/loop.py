@@ -318,8 +318,8 @@ def _digital_metric(config: TrainConfig, run_dir: Path, task: Any, data: Any, to
     """The best adapter's metric on the digital base (the ideal preset's forward equals the digital one)."""
     if config.base in ("digital", "ideal"):
         return {"value": best, "how": f"{config.base} base: its clean forward is the digital forward"}
-    from analog_peft.training.evaluate import evaluate
     from analog_peft.deploy import adapter_pooling
+    from analog_peft.training.evaluate import evaluate
     from analog_peft.training.setup import load_adapted, load_base
 
     best = run_dir / "adapter" / "best"
