@@ -240,9 +240,16 @@ class ChipProgrammer:
         return self
 
     @torch.no_grad()
-    def retarget(self) -> ChipProgrammer:
-        """Take the tiles' current weights as the new targets (after training the analog weights)."""
+    def retarget(self, changed_only: bool = False) -> ChipProgrammer:
+        """Take the tiles' current weights as the new targets (after training the analog weights).
+
+        ``changed_only``: only the tiles written since the last snapshot (cheap when none was: training with
+        chips in the loop calls it before every step, and only methods that train tile weights write them).
+        """
         for tl in self._tiles:
+            weight = tl.tile.tile.weight
+            if changed_only and (weight.data_ptr(), weight._version) == tl.version:
+                continue
             tl.target = tl.tile.tile.weight.detach().clone()
             tl.state = tl.spare = None
             _set_alpha(tl.tile, 1.0)

@@ -196,3 +196,21 @@ def test_any_glue_format_tsv_directory(tmp_path, tiny_bert):
     result = train(TrainConfig(**{**SMALL, "model": tiny_bert, "method": "head", "max_steps": 2,
                                   "data_dir": str(tmp_path), "out_dir": str(tmp_path / "run")}))
     assert result.summary["train_examples"] == 12 and result.summary["eval_examples"] == 12
+
+
+def test_full_finetuning_with_chips_in_the_loop_trains_the_tile_weights(tmp_path, tiny_bert):
+    """``method = "full"`` trains the analog weights themselves: each step programs a chip from the *updated*
+    weights (it used to stop at step 2: the optimizer had changed the tiles after the chip's reset)."""
+    kw = {**SMALL, "model": tiny_bert, "method": "full", "rpu": "ideal", "lr": 1e-3, "train_examples": 24,
+          "eval_examples": 8,
+          "max_length": 16, "epochs": 1, "noise": {"mode": "device", "device": {"name": "gaussian", "eta": 0.01}}}
+    result = train(TrainConfig(**kw, out_dir=str(tmp_path / "full")))
+    assert result.steps == 3 and not result.interrupted
+    trained = adapter(tmp_path / "full")
+    query = next(k for k in trained if "attention.self.query" in k and k.endswith("weight"))
+    _, adapted, _ = load_trained(tmp_path / "full", which="last")
+    assert torch.equal(adapted.adapter_tensors()[query], trained[query])  # the run reloads with its weights
+    clean = train(TrainConfig(**{**kw, "noise": {"mode": "none"}}, out_dir=str(tmp_path / "clean")))
+    assert clean.steps == 3
+    untrained = adapter(tmp_path / "clean")[query]
+    assert not torch.equal(trained[query], untrained)  # the chips in the loop changed the updates

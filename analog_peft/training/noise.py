@@ -73,6 +73,7 @@ class NoiseInjector:
         if self.programmer is None:
             yield
             return
+        self.programmer.retarget(changed_only=True)  # methods that train tile weights (full) moved them
         self.programmer.program(step)
         if self.t:
             self.programmer.drift(self.t)
