@@ -87,12 +87,18 @@ def _cmd_convert(args: argparse.Namespace) -> int:
 
 
 def _parse_methods(items: Sequence[str]) -> list[dict]:
+    """``NAME=DIR`` → one method; ``NAME=DIR0,DIR1,...`` → replicates ``NAME@0, NAME@1, ...`` (training seeds)."""
     methods = []
     for item in items:
         name, sep, path = item.partition("=")
         if not sep or not name:
             raise ValueError(f"--method expects NAME=ADAPTER_DIR (or NAME= for the bare base), got {item!r}")
-        methods.append({"name": name, "adapter": _adapter_dir(path) if path else None})
+        paths = [p.strip() for p in path.split(",")] if path else [""]
+        if len(paths) > 1 and not all(paths):
+            raise ValueError(f"--method {item!r}: an empty adapter in the list; give NAME=DIR0,DIR1,... (one per seed)")
+        for i, one in enumerate(paths):
+            methods.append({"name": f"{name}@{i}" if len(paths) > 1 else name,
+                            "adapter": _adapter_dir(one) if one else None})
     return methods
 
 
@@ -176,13 +182,25 @@ def _cmd_montecarlo(args: argparse.Namespace) -> int:
         run=args.run or args.out.rstrip("/").split("/")[-1],
         torch_device=args.torch_device,
         keep_chip_state=not args.low_memory,
+        target_ci_width=args.target_ci_width,
+        max_chips=args.max_chips,
+        chip_batch=args.chip_batch,
+        target_pair=[x.strip() for x in args.target_pair.split(",")] if args.target_pair else [],
+        target_metric=args.target_metric or "",
+        target_scope=args.target_scope,
     )
-    df = run_montecarlo(config, args.out, workers=args.workers, executor=args.executor)
+    if config.target_ci_width is not None:
+        from analog_peft.montecarlo.sequential import run_sequential
+
+        df = run_sequential(config, args.out, workers=args.workers, executor=args.executor)
+    else:
+        df = run_montecarlo(config, args.out, workers=args.workers, executor=args.executor)
     print(f"{len(df)} rows in {args.out}/results.csv")
     if args.report:
         from analog_peft.montecarlo.report import write_report
 
-        files = write_report(args.out, threshold=args.threshold, relative_threshold=args.relative_threshold)
+        files = write_report(args.out, threshold=args.threshold, relative_threshold=args.relative_threshold,
+                             reference=args.yield_reference, target_ci_width=args.target_ci_width)
         print(f"report: {files}")
     return 0
 
@@ -191,9 +209,20 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from analog_peft.montecarlo.report import write_report
 
     files = write_report(args.run_dir, out_dir=args.out, threshold=args.threshold,
-                         relative_threshold=args.relative_threshold)
+                         relative_threshold=args.relative_threshold, reference=args.yield_reference,
+                         target_ci_width=args.target_ci_width)
     print(files)
     return 0
+
+
+def _add_yield_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--threshold", type=float, default=None, help="yield threshold (absolute metric value)")
+    p.add_argument("--relative-threshold", type=float, default=None,
+                   help="yield threshold r: a chip passes when value >= ref - (1 - r) * |ref| (= r * ref for ref > 0), "
+                        "ref = the method's own digital score and, beside it, the common reference")
+    p.add_argument("--yield-reference", default="best", metavar="best|METHOD",
+                   help="common reference of the relative yield: the best digital score of all methods (default) "
+                        "or the digital score of METHOD")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -223,7 +252,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("montecarlo", help="evaluate adapters across many simulated chips and inference times")
     p.add_argument("--method", action="append", required=True, metavar="NAME=DIR",
                    help="adapter (or training run) directory per method, peft:DIR for a Hugging Face PEFT adapter; "
-                   "repeat for several methods")
+                   "repeat for several methods; NAME=DIR0,DIR1,... for several training seeds (deployed as "
+                   "NAME@0, NAME@1, ... on the same chips)")
     p.add_argument("--base", default="minilm-l6", help="base model the adapters were trained on")
     p.add_argument("--task", default=None, help="a GLUE task (default sst2) or custom (with --eval-file)")
     p.add_argument("--split", default=None, help="evaluation split (default dev; MNLI: dev_matched, dev_mismatched)")
@@ -245,7 +275,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device-params", default=None, help='JSON parameters, e.g. \'{"eta": 0.01}\'')
     p.add_argument("--rpu", default="mapped", choices=["ideal", "mapped", "standard"])
     p.add_argument("--deployment", default="periphery", choices=["periphery", "fused"])
-    p.add_argument("--chips", type=positive_int, default=25)
+    p.add_argument("--chips", type=positive_int, default=25,
+                   help="number of chips (sequential mode: the first look)")
+    p.add_argument("--target-ci-width", type=float, default=None, metavar="W",
+                   help="sequential mode: add chips until every 95%% CI (each method's mean, or --target-pair) "
+                        "is at most W wide (high - low, metric units), up to --max-chips")
+    p.add_argument("--max-chips", type=positive_int, default=None, help="sequential mode: the most chips to run")
+    p.add_argument("--chip-batch", type=positive_int, default=10, help="sequential mode: chips added per look")
+    p.add_argument("--target-pair", default=None, metavar="A,B",
+                   help="sequential mode: stop on the CI of the paired difference A - B instead of the means")
+    p.add_argument("--target-metric", default=None, help="sequential mode: metric (default: the task's primary)")
+    p.add_argument("--target-scope", default="chips", choices=["chips", "all"],
+                   help="sequential mode: the chip-level CI (default) or the CI over chips x examples x seeds")
     p.add_argument("--times", default="1s,1h,1d,1w,1mo,1y", help="comma-separated inference times")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=positive_int, default=64)
@@ -259,16 +300,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="run directory (resumed if it exists with the same config)")
     p.add_argument("--run", default=None, help="run name in the table (default: the directory name)")
     p.add_argument("--report", action="store_true", help="write the HTML/Markdown report at the end")
-    p.add_argument("--threshold", type=float, default=None, help="yield threshold (absolute metric value)")
-    p.add_argument("--relative-threshold", type=float, default=None,
-                   help="yield threshold as a fraction of each method's digital score (e.g. 0.98)")
+    _add_yield_options(p)
     p.set_defaults(func=_cmd_montecarlo)
 
     p = sub.add_parser("report", help="HTML + Markdown report of a Monte Carlo run directory")
     p.add_argument("run_dir")
     p.add_argument("--out", default=None, help="output directory (default RUN_DIR/report)")
-    p.add_argument("--threshold", type=float, default=None)
-    p.add_argument("--relative-threshold", type=float, default=None)
+    _add_yield_options(p)
+    p.add_argument("--target-ci-width", type=float, default=None, metavar="W",
+                   help="CI width (high - low) of the sample-size table (default: the run's, else 0.01)")
     p.set_defaults(func=_cmd_report)
     from analog_peft.training.cli import add_train_parser
     add_train_parser(sub)

@@ -2,9 +2,11 @@
 
 A run directory holds ``manifest.json`` (config, its hash, seeds, package versions, eval-set hash),
 ``digital.csv`` (each method's noise-free score, ``chip = -1``), one ``chips/chip_NNNNN.csv`` per finished
-chip (written atomically: a temporary file renamed into place) and ``results.csv`` (all rows). A killed
-run resumes where it stopped: finished chips are kept, the chip in flight is redone from its seed, none is
-duplicated. A run directory made with another configuration is refused, naming the fields that differ.
+chip (written atomically: a temporary file renamed into place) and ``results.csv`` (all rows). Beside them,
+the per-example scores (``chips/chip_NNNNN.npz``, ``digital.npz``, ``examples.csv`` and the assembled
+``per_example.npz``, see :mod:`.examples`): a chip's ``.npz`` is written before its CSV, so every finished
+chip has both. A killed run resumes where it stopped: finished chips are kept, the chip in flight is redone
+from its seed, none is duplicated. A run directory made with another configuration is refused, naming the fields that differ.
 
 One writer at a time: a run holds an ``flock`` on ``<out>/.lock`` (its pid and host written inside) and a
 second run on the same directory is refused. Everything is checked (config, data, adapters loadable)
@@ -28,6 +30,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
@@ -38,8 +41,9 @@ from analog_peft.deploy import DEPLOYMENTS, Deployment, adapter_path, deploy, no
 from analog_peft.devicecheck import warn_if_layer_mapped
 from analog_peft.finite import check_finite_logits
 from analog_peft.models import load_tokenizer
+from analog_peft.montecarlo import examples as ex
 from analog_peft.montecarlo.files import RunDirLocked, atomic_write, lock_run_dir, read_results_csv
-from analog_peft.montecarlo.stats import format_time
+from analog_peft.montecarlo.stats import format_time, replicate_of
 from analog_peft.platform_info import platform_info
 from analog_peft.presets import resolve_rpu
 from analog_peft.tasks import (
@@ -67,8 +71,12 @@ DEFAULT_TIMES = (1.0, 3600.0, DAY, 7 * DAY, 30 * DAY, 365 * DAY)
 #: the rows independent of the number of workers (use more workers, not more threads, for more cores)
 EVAL_THREADS = 1
 COLUMNS = ["run", "method", "task", "device", "deployment", "chip", "t", "t_label", "metric", "value"]
-#: config fields that do not change any row: the display name, the memory mode, the number of chips
-UNHASHED = ("run", "keep_chip_state", "n_chips")
+#: config fields that do not change any row: the display name, the memory mode, the number of chips and the
+#: sequential stopping rule (which only chooses how many chips run)
+UNHASHED = ("run", "keep_chip_state", "n_chips", "target_ci_width", "max_chips", "chip_batch", "target_pair",
+            "target_metric", "target_scope")
+#: the CIs a sequential run can stop on: the chip-level CI of each deployment, or the CI of every source
+TARGET_SCOPES = ("chips", "all")
 #: fields hashed only when they differ from these values, so run directories made before they existed keep
 #: their configuration hash
 HASHED_UNLESS = {"torch_device": "cpu", "eval_file": None, "text_column": "", "text_pair_column": "",
@@ -127,11 +135,23 @@ class MonteCarloConfig:
     task_type: str = ""
     labels: list[str] = field(default_factory=list)
     data_name: str = ""
+    #: sequential mode (see :mod:`.sequential`): add ``chip_batch`` chips at a time, from ``n_chips`` up to
+    #: ``max_chips``, until the 95 % CI of every method's mean (or of the paired difference ``target_pair`` =
+    #: ``[A, B]``, A − B) on ``target_metric`` (default: the task's primary metric) is at most
+    #: ``target_ci_width`` wide (high − low) at every time; ``target_scope`` "chips" (the chip-level CI) or
+    #: "all" (chips × examples × seeds). None: a fixed ``n_chips``.
+    target_ci_width: float | None = None
+    max_chips: int | None = None
+    chip_batch: int = 10
+    target_pair: list[str] = field(default_factory=list)
+    target_metric: str = ""
+    target_scope: str = "chips"
 
     def __post_init__(self) -> None:
         self.methods = [m if isinstance(m, MethodSpec) else MethodSpec(**m) for m in self.methods]
         self.times = [float(t) for t in self.times]
         self.labels = list(self.labels)
+        self.target_pair = list(self.target_pair)
 
     def data_options(self) -> DataOptions:
         """The data fields as :class:`~analog_peft.tasks.DataOptions`."""
@@ -172,6 +192,9 @@ class MonteCarloConfig:
             raise ValueError(f"n_chips must be >= 1, got {self.n_chips}")
         if self.deployment not in DEPLOYMENTS:
             raise ValueError(f"unknown deployment {self.deployment!r}; choose one of {DEPLOYMENTS}")
+        for name in names:
+            replicate_of(name)  # "NAME@K" must have an integer K
+        self._validate_sequential()
         dm = device_models.get(self.device)
         warn_if_layer_mapped(dm, self.rpu, "montecarlo")
         for t in self.times:
@@ -186,6 +209,25 @@ class MonteCarloConfig:
             raise DataError("task 'custom' reads your own file: set --eval-file (eval_file) to a CSV, TSV, "
                             "JSON Lines or Parquet file")
         resolve_rpu(self.rpu)
+
+    def _validate_sequential(self) -> None:
+        if self.target_ci_width is None:
+            if self.max_chips is not None:
+                raise ValueError("max_chips is the limit of the sequential mode: give target_ci_width "
+                                 "(--target-ci-width W) too, or use n_chips (--chips) for a fixed number")
+            return
+        if not self.target_ci_width > 0:
+            raise ValueError(f"target_ci_width must be > 0 (a CI width in metric units), got {self.target_ci_width}")
+        if self.max_chips is None or self.max_chips < self.n_chips:
+            raise ValueError(f"the sequential mode needs max_chips >= n_chips (the first look, {self.n_chips}); "
+                             f"got {self.max_chips}: pass --max-chips N")
+        if self.chip_batch < 1:
+            raise ValueError(f"chip_batch must be >= 1, got {self.chip_batch}")
+        if self.target_scope not in TARGET_SCOPES:
+            raise ValueError(f"target_scope must be one of {TARGET_SCOPES}, got {self.target_scope!r}")
+        names = {m.name for m in self.methods} | {replicate_of(m.name)[0] for m in self.methods}
+        if self.target_pair and (len(self.target_pair) != 2 or not set(self.target_pair) <= names):
+            raise ValueError(f"target_pair must name two methods A,B of {sorted(names)}, got {self.target_pair}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -266,6 +308,14 @@ class EvalSet:
     sha256: str
     task: TaskSpec | None = None
     record: dict[str, Any] | None = None  # the data's name, file and file sha256 (``tasks.data_record``)
+    #: row of the loaded data of each example (in batch order), and its text(s), for ``examples.csv``
+    index: list[int] | None = None
+    texts: list[str] | None = None
+    pairs: list[str] | None = None
+
+    @property
+    def regression(self) -> bool:
+        return self.task is not None and self.task.kind == "regression"
 
 
 def _eval_digest(texts: list[str], pairs: list[str] | None, labels: list[Any]) -> str:
@@ -291,10 +341,11 @@ def load_eval_set(config: MonteCarloConfig) -> EvalSet:
         batch.pop("labels", None)
         batches.append(batch)
     record = data_record(config.data_label(), task, {"eval": data})
-    return EvalSet(batches, labels, _eval_digest(data.texts, data.text_pairs, data.labels), task, record)
+    pairs = None if data.text_pairs is None else [data.text_pairs[i] for i in order]
+    return EvalSet(batches, labels, _eval_digest(data.texts, data.text_pairs, data.labels), task, record,
+                   index=order, texts=[data.texts[i] for i in order], pairs=pairs)
 
 
-@torch.no_grad()
 def score(
     model: torch.nn.Module, eval_set: EvalSet, chips: ChipProgrammer | None = None, where: str = "evaluation"
 ) -> dict[str, float]:
@@ -303,9 +354,19 @@ def score(
 
     Raises :class:`~analog_peft.finite.NonFiniteError` naming ``where`` (method, chip, time) on NaN/inf logits.
     """
-    regression = eval_set.task is not None and eval_set.task.kind == "regression"
+    return score_examples(model, eval_set, chips, where)[0]
+
+
+@torch.no_grad()
+def score_examples(
+    model: torch.nn.Module, eval_set: EvalSet, chips: ChipProgrammer | None = None, where: str = "evaluation"
+) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
+    """``(metrics, pred, loss)``: :func:`score`'s metrics and, per example (batch order), the prediction
+    (class, or score of a regression) and the loss (cross-entropy of the label, or squared error)."""
     preds: list[Any] = []
+    losses: list[torch.Tensor] = []
     device = next(model.parameters()).device
+    start = 0
     for i, batch in enumerate(eval_set.batches):
         batch = {k: v.to(device) for k, v in batch.items()}
         if chips is None:
@@ -314,10 +375,24 @@ def score(
             with chips.seeded_forward("batch", i):
                 logits = model(**batch).logits
         check_finite_logits(logits, f"{where}, batch {i}")
-        preds.extend(logits[:, 0].tolist() if regression else logits.argmax(-1).tolist())
+        labels = torch.tensor(eval_set.labels[start : start + len(logits)])
+        start += len(logits)
+        preds.extend(logits[:, 0].tolist() if eval_set.regression else logits.argmax(-1).tolist())
+        losses.append(_example_loss(logits.detach().float().cpu(), labels, eval_set.regression))
     if eval_set.task is None:
-        return classification_metrics(preds, eval_set.labels)
-    return eval_set.task.compute_metrics(preds, eval_set.labels)
+        metrics = classification_metrics(preds, eval_set.labels)
+    else:
+        metrics = eval_set.task.compute_metrics(preds, eval_set.labels)
+    pred = np.asarray(preds, dtype=ex.pred_dtype(eval_set.regression))
+    loss = torch.cat(losses).numpy().astype(np.float16) if losses else np.zeros(0, np.float16)
+    return metrics, pred, loss
+
+
+def _example_loss(logits: torch.Tensor, labels: torch.Tensor, regression: bool) -> torch.Tensor:
+    """Per-example loss: squared error of the first logit (regression), else cross-entropy of the label."""
+    if regression:
+        return (logits[:, 0] - labels.float()) ** 2
+    return torch.nn.functional.cross_entropy(logits, labels.long(), reduction="none")
 
 
 # -- one process's work ----------------------------------------------------------------------------------
@@ -345,7 +420,12 @@ class _Worker:
             self.deployments.append((dep, chips))
 
     def chip_rows(self, chip: int) -> list[dict[str, Any]]:
-        """Every method on chip ``chip`` at every time point.
+        """Every method's rows on chip ``chip`` (see :meth:`chip_result`)."""
+        return self.chip_result(chip)[0]
+
+    def chip_result(self, chip: int) -> tuple[list[dict[str, Any]], dict[str, np.ndarray]]:
+        """Every method on chip ``chip`` at every time point: the rows and the per-example arrays
+        (``pred``, ``loss`` of shape ``(methods, times, examples)``, ``methods``, ``times``).
 
         Methods deployed in the periphery of the same base share the chip: it is programmed and drifted
         once (by the first of them) and copied into the others' tiles (bit-identical, see
@@ -354,10 +434,14 @@ class _Worker:
         c = self.config
         device_name = device_models.get(c.device).name
         rows: list[list[dict[str, Any]]] = [[] for _ in self.deployments]
+        n_examples, regression = len(self.eval_set.labels), self.eval_set.regression
+        shape = (len(self.deployments), len(c.times), n_examples)
+        pred = np.zeros(shape, ex.pred_dtype(regression))
+        loss = np.zeros(shape, np.float16)
         for (_, chips), leader in zip(self.deployments, self.leaders, strict=True):
             if leader is None:
                 chips.program(chip)
-        for t in c.times:
+        for k, t in enumerate(c.times):
             for i, ((dep, chips), leader) in enumerate(zip(self.deployments, self.leaders, strict=True)):
                 if leader is None:
                     chips.drift(t)
@@ -365,14 +449,19 @@ class _Worker:
                     chips.copy_from(leader)
                 when = format_time(t) if t > 0 else "0s"
                 where = f"method {dep.name!r} on chip {chip} at t = {when} ({device_name})"
-                for metric, value in score(dep.model, self.eval_set, chips, where).items():
+                metrics, pred[i, k], loss[i, k] = score_examples(dep.model, self.eval_set, chips, where)
+                for metric, value in metrics.items():
                     rows[i].append(_row(c, dep.name, device_name, chip, t, metric, value))
         for _, chips in self.deployments:
             chips.reset()
-        return [row for method_rows in rows for row in method_rows]
+        arrays = {"pred": pred, "loss": loss, "methods": np.array([d.name for d, _ in self.deployments]),
+                  "times": np.asarray(c.times, dtype=float)}
+        return [row for method_rows in rows for row in method_rows], arrays
 
 
 _WORKER: _Worker | None = None
+#: what one chip yields: its table rows and its per-example arrays
+ChipResult = tuple[list[dict[str, Any]], dict[str, np.ndarray]]
 
 
 def _init_process(config_dict: dict[str, Any], threads: int) -> None:
@@ -380,9 +469,9 @@ def _init_process(config_dict: dict[str, Any], threads: int) -> None:
     _WORKER = _Worker(MonteCarloConfig.from_dict(config_dict), threads)
 
 
-def _process_chip(chip: int) -> tuple[int, list[dict[str, Any]]]:
+def _process_chip(chip: int) -> tuple[int, ChipResult]:
     assert _WORKER is not None
-    return chip, _WORKER.chip_rows(chip)
+    return chip, _WORKER.chip_result(chip)
 
 
 def _row(c: MonteCarloConfig, method: str, device: str, chip: int, t: float, metric: str, value: float) -> dict:
@@ -424,20 +513,30 @@ def run_montecarlo(
             _write_manifest(out, manifest, config)
         (out / "chips").mkdir(exist_ok=True)
         if digital is not None:
-            _write_csv(out / "digital.csv", digital)
+            _write_digital(out, eval_set, *digital)
         pending = [k for k in range(config.n_chips) if not _chip_path(out, k).exists()]
         if stop_after is not None:
             pending = pending[:stop_after]
         bar = tqdm(total=config.n_chips, initial=config.n_chips - len(pending), desc="chips", disable=not progress)
-        for chip, rows in _execute(config, pending, workers, executor):
+        for chip, (rows, arrays) in _execute(config, pending, workers, executor):
+            atomic_write(ex.chip_npz_path(out, chip), ex.encode_arrays(**arrays))  # before the CSV marks it done
             _write_csv(_chip_path(out, chip), rows)
             bar.update(1)
         bar.close()
         return collect(out, config.n_chips)
 
 
+def _write_digital(out: Path, eval_set: EvalSet, rows: list[dict[str, Any]], arrays: dict[str, np.ndarray]) -> None:
+    """``examples.csv`` and ``digital.npz``, then ``digital.csv`` (the marker that the digital scores are done)."""
+    ex.write_examples_csv(out, eval_set.index or range(len(eval_set.labels)), eval_set.labels,
+                          eval_set.texts or [""] * len(eval_set.labels), eval_set.pairs)
+    atomic_write(out / ex.DIGITAL_FILE, ex.encode_arrays(**arrays))
+    _write_csv(out / "digital.csv", rows)
+
+
 def collect(out_dir: str | Path, n_chips: int | None = None) -> pd.DataFrame:
-    """Assemble ``results.csv`` from the digital rows and the finished chips below ``n_chips`` (atomically).
+    """Assemble ``results.csv`` from the digital rows and the finished chips below ``n_chips`` (atomically),
+    and ``per_example.npz`` from the same chips' per-example files (removed when one of them has none).
 
     ``n_chips`` defaults to the manifest's (every chip file when there is no manifest).
     """
@@ -451,12 +550,24 @@ def collect(out_dir: str | Path, n_chips: int | None = None) -> pd.DataFrame:
     df = pd.concat(parts, ignore_index=True)[COLUMNS].sort_values(["method", "chip", "t", "metric"], kind="stable")
     df = df.reset_index(drop=True)
     atomic_write(out / "results.csv", df.to_csv(index=False))
+    _collect_examples(out, [int(p.stem.split("_")[1]) for p in chips])
     return df
+
+
+def _collect_examples(out: Path, chips: list[int]) -> None:
+    """``per_example.npz`` of ``chips`` (labels from ``examples.csv``; nothing without it: an older run)."""
+    table = out / ex.EXAMPLES_CSV
+    if not table.is_file():
+        (out / ex.PER_EXAMPLE_FILE).unlink(missing_ok=True)
+        return
+    labels = pd.read_csv(table, usecols=["label"])["label"].to_numpy()
+    kind = "regression" if np.issubdtype(labels.dtype, np.floating) else "classification"
+    ex.assemble(out, chips, kind, labels)
 
 
 def _execute(
     config: MonteCarloConfig, chips: Sequence[int], workers: int, executor: str
-) -> Iterator[tuple[int, list[dict[str, Any]]]]:
+) -> Iterator[tuple[int, ChipResult]]:
     if not chips:
         return
     if executor == "ray":
@@ -469,7 +580,7 @@ def _execute(
         try:
             worker = _Worker(config)
             for chip in chips:
-                yield chip, worker.chip_rows(chip)
+                yield chip, worker.chip_result(chip)
         finally:
             torch.set_num_threads(before)
     else:
@@ -481,7 +592,7 @@ def _execute(
                 yield fut.result()
 
 
-def _execute_ray(config: MonteCarloConfig, chips: Sequence[int]) -> Iterator[tuple[int, list[dict[str, Any]]]]:
+def _execute_ray(config: MonteCarloConfig, chips: Sequence[int]) -> Iterator[tuple[int, ChipResult]]:
     try:
         import ray
     except ImportError as err:
@@ -494,8 +605,8 @@ def _execute_ray(config: MonteCarloConfig, chips: Sequence[int]) -> Iterator[tup
         def __init__(self, config_dict: dict[str, Any]) -> None:
             self.worker = _Worker(MonteCarloConfig.from_dict(config_dict), EVAL_THREADS)
 
-        def run(self, chip: int) -> tuple[int, list[dict[str, Any]]]:
-            return chip, self.worker.chip_rows(chip)
+        def run(self, chip: int) -> tuple[int, ChipResult]:
+            return chip, self.worker.chip_result(chip)
 
     n_actors = max(1, min(len(chips), int(ray.available_resources().get("CPU", 1))))
     actors = [RayWorker.remote(config.to_dict()) for _ in range(n_actors)]
@@ -505,15 +616,18 @@ def _execute_ray(config: MonteCarloConfig, chips: Sequence[int]) -> Iterator[tup
         yield ray.get(done[0])
 
 
-def _digital_rows(config: MonteCarloConfig, eval_set: EvalSet) -> list[dict[str, Any]]:
-    rows = []
+def _digital_rows(config: MonteCarloConfig, eval_set: EvalSet) -> tuple[list[dict[str, Any]], dict[str, np.ndarray]]:
+    """Each method's digital rows and per-example arrays (``pred``, ``loss`` of shape ``(methods, examples)``)."""
+    rows, preds, losses = [], [], []
     for m in config.methods:
         dep = deploy(config.base_model, m.adapter, config.deployment, "ideal", config.head_outputs(), name=m.name)
         dep.model.to(config.torch_device)
-        for metric, value in score(dep.model, eval_set, where=f"method {m.name!r} on the digital base").items():
-            row = _row(config, m.name, "digital", -1, 0.0, metric, value)
-            rows.append(row)
-    return rows
+        metrics, pred, loss = score_examples(dep.model, eval_set, where=f"method {m.name!r} on the digital base")
+        preds.append(pred)
+        losses.append(loss)
+        for metric, value in metrics.items():
+            rows.append(_row(config, m.name, "digital", -1, 0.0, metric, value))
+    return rows, {"pred": np.stack(preds), "loss": np.stack(losses)}
 
 
 def _checked_manifest(out: Path, config: MonteCarloConfig, eval_set: EvalSet) -> tuple[dict[str, Any], bool]:

@@ -3,8 +3,11 @@
 ``write_report(run_dir)`` reads ``results.csv`` + ``manifest.json`` written by the engine and produces, in
 ``out_dir`` (default ``run_dir/report``): ``report.html`` (self-contained: inline CSS, plots embedded as base64
 PNG, no external resources), ``report.md`` with the PNG plots beside it, and ``summary.csv`` / ``paired.csv``
-at full precision. Statistics come from :mod:`analog_peft.montecarlo.stats`. Every file is written
-atomically (a temporary file renamed into place), so an interrupted report leaves the previous files intact.
+at full precision, plus, where they apply, ``hierarchical.csv`` / ``hierarchical_paired.csv`` (CIs over seeds ×
+chips × examples, variance shares), ``yield.csv`` and ``sample_size.csv`` (:mod:`.report_tables`). A run
+without per-example scores (made by an older version) gets the chip-level statistics only, and the report says
+so. Statistics come from :mod:`analog_peft.montecarlo.stats`. Every file is written atomically (a temporary
+file renamed into place), so an interrupted report leaves the previous files intact.
 """
 
 from __future__ import annotations
@@ -23,7 +26,9 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from . import stats
+from .examples import PerExample, load_per_example
 from .files import atomic_write, read_results_csv
+from .report_tables import Section, StatsOptions, build_sections, paired_tables
 
 __all__ = [
     "ReportFiles",
@@ -110,17 +115,21 @@ def build_tables(
     relative_threshold: float | None = None,
     n_boot: int = 9999,
     seed: int = 0,
+    data: PerExample | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Summary (per series, metric, t) and paired-comparison (every method pair, per metric, t) tables."""
+    """Summary (per series, metric, t) and paired-comparison (every method pair, per metric, t; replicates
+    averaged per chip; Wilcoxon on counts where possible; Holm over the whole table) tables."""
     manifest = manifest or {}
     cols = series_columns(df)
     methods = _method_order(df, manifest)
+    if relative_threshold is not None:
+        threshold = None  # the summary's yield column is the relative one; the Yield section shows both
     summary = stats.summarize(df, by=(*cols, "t"), threshold=threshold, relative_threshold=relative_threshold,
                               n_boot=n_boot, seed=seed)
     rank = summary["method"].map({m: i for i, m in enumerate(methods)})
     summary = summary.assign(_rank=rank).sort_values(["metric", "_rank", *cols[1:], "t"], kind="stable")
     summary = summary.drop(columns="_rank").reset_index(drop=True)
-    paired = stats.paired_all(df, by=(*cols[1:], "t"), methods=methods, n_boot=n_boot, seed=seed)
+    paired = paired_tables(df, manifest, methods, [*cols[1:], "t"], n_boot, seed, data)
     return summary, paired
 
 
@@ -323,6 +332,10 @@ def _display_paired(paired: pd.DataFrame) -> pd.DataFrame:
     out["95% CI"] = [f"[{_fmt(lo)}, {_fmt(hi)}]" for lo, hi in zip(paired["ci_low"], paired["ci_high"],
                                                                      strict=True)]
     out["Wilcoxon p"] = paired["wilcoxon_p"].map(lambda p: "–" if np.isnan(p) else f"{p:.3g}")
+    if "p_holm" in paired:
+        out["p (Holm)"] = paired["p_holm"].map(lambda p: "–" if np.isnan(p) else f"{p:.3g}")
+    if "test_on" in paired:
+        out["test on"] = paired["test_on"]
     out["chips a>b"] = paired["frac_a_gt_b"].map(lambda f: "–" if np.isnan(f) else f"{100 * f:.0f}%")
     if paired["n_unpaired"].any():
         out["unpaired"] = paired["n_unpaired"]
@@ -347,8 +360,9 @@ def _explanation(n_boot: int, threshold: float | None, relative: float | None) -
     if threshold is not None:
         yield_text = f"**yield** is the fraction of chips scoring ≥ {threshold:g} (absolute threshold)."
     elif relative is not None:
-        yield_text = (f"**yield** is the fraction of chips scoring ≥ {relative:g} × the method's digital score "
-                      "(relative threshold; the applied value is in the *threshold* column).")
+        yield_text = (f"**yield** is the fraction of chips scoring ≥ digital − {1 - relative:.3g} × |digital| "
+                      f"(= {relative:g} × the method's own digital score when it is positive; the applied value "
+                      "is in the *threshold* column); the Yield section compares it with a common reference.")
     else:
         yield_text = "**yield** is not shown: no threshold was given (`threshold` in the manifest or argument)."
     return [
@@ -364,7 +378,9 @@ def _explanation(n_boot: int, threshold: float | None, relative: float | None) -
         "**Paired comparison** a − b uses only chips scored under both methods: mean difference with a "
         "bootstrap CI, the two-sided Wilcoxon signed-rank p-value (zero differences dropped; p = 1 when all "
         "differences are zero) and the share of chips on which a beats b. A CI excluding 0 and a small p mean "
-        "the difference is consistent across chips; with many times and pairs, expect some small p by chance.",
+        "the difference is consistent across chips; with many times and pairs, expect some small p by chance: "
+        "**p (Holm)** adjusts every p-value of the table for the whole family. *test on* = counts: the test ran "
+        "on the integer numbers of correct examples (accuracy), so exact ties stay ties.",
     ]
 
 
@@ -422,7 +438,7 @@ def _title(manifest: dict[str, Any], df: pd.DataFrame) -> tuple[str, str]:
 
 def render_html(
     title: str, meta: str, figures: Sequence[_Figure], summary: pd.DataFrame, paired: pd.DataFrame,
-    manifest: dict[str, Any], explanation: Iterable[str],
+    manifest: dict[str, Any], explanation: Iterable[str], sections: Sequence[Section] = (),
 ) -> str:
     """Self-contained HTML page (inline CSS, base64 images, no scripts, no external resources)."""
     esc = html.escape
@@ -445,7 +461,10 @@ def render_html(
     ]
     if not paired.empty:
         parts += ["<h2>Paired comparisons (same chips)</h2>", *map(fig_html, pair_figs),
-                  _html_table(_display_paired(paired))]
+                  f"<p>{_md_inline_to_html(stats.family_text(paired))}</p>", _html_table(_display_paired(paired))]
+    for sec in sections:
+        parts += [f"<h2>{esc(sec.title)}</h2>", *(f"<p>{_md_inline_to_html(x)}</p>" for x in sec.paragraphs)]
+        parts += [_html_table(t) for t in ([sec.table] if sec.table is not None else []) + sec.extra_tables]
     parts += ["<h2>How to read this</h2><ul>", *(f"<li>{_md_inline_to_html(x)}</li>" for x in explanation),
               "</ul>", "<h2>Run configuration</h2>"]
     rows = _manifest_rows(manifest)
@@ -458,7 +477,7 @@ def render_html(
 
 def render_markdown(
     title: str, meta: str, figures: Sequence[_Figure], png_names: dict[str, str], summary: pd.DataFrame,
-    paired: pd.DataFrame, manifest: dict[str, Any], explanation: Iterable[str],
+    paired: pd.DataFrame, manifest: dict[str, Any], explanation: Iterable[str], sections: Sequence[Section] = (),
 ) -> str:
     """Markdown page referencing the PNG files (relative paths) written beside it."""
 
@@ -472,8 +491,14 @@ def render_markdown(
              "## Summary per method and inference time", "", _md_table(_display_summary(summary)), "",
              "## Per-chip distributions", "", *map(fig_md, chip_figs)]
     if not paired.empty:
-        parts += ["## Paired comparisons (same chips)", "", *map(fig_md, pair_figs),
+        parts += ["## Paired comparisons (same chips)", "", *map(fig_md, pair_figs), stats.family_text(paired), "",
                   _md_table(_display_paired(paired)), ""]
+    for sec in sections:
+        parts += [f"## {sec.title}", ""]
+        for x in sec.paragraphs:
+            parts += [x, ""]
+        parts += [p for t in ([sec.table] if sec.table is not None else []) + sec.extra_tables
+                  for p in (_md_table(t), "")]
     parts += ["## How to read this", "", *(f"- {x}" for x in explanation), "", "## Run configuration", ""]
     rows = _manifest_rows(manifest)
     if rows:
@@ -492,11 +517,17 @@ def write_report(
     relative_threshold: float | None = None,
     n_boot: int = 9999,
     seed: int = 0,
+    reference: str = "best",
+    target_ci_width: float | None = None,
+    n_boot_hier: int = 2000,
 ) -> ReportFiles:
     """Write the report of a run directory; returns the paths written.
 
     ``threshold`` / ``relative_threshold`` (see :func:`stats.summarize`) default to the manifest's
-    ``threshold`` / ``relative_threshold``. ``seed`` seeds the bootstrap only (not the chips).
+    ``threshold`` / ``relative_threshold``; ``reference`` is the common yield reference ("best" or a method,
+    :func:`stats.yield_table`); ``target_ci_width`` the width of the sample-size table (default: the run's
+    sequential target, else 0.01). ``n_boot`` resamples the chip-level CIs, ``n_boot_hier`` the hierarchical
+    ones. ``seed`` seeds the bootstrap only (not the chips).
     """
     unknown = set(formats) - set(FORMATS)
     if unknown:
@@ -505,7 +536,10 @@ def write_report(
     out = Path(out_dir) if out_dir is not None else Path(run_dir) / "report"
     out.mkdir(parents=True, exist_ok=True)
     threshold, relative_threshold = _resolve_threshold(manifest, threshold, relative_threshold)
-    summary, paired = build_tables(df, manifest, threshold, relative_threshold, n_boot=n_boot, seed=seed)
+    data = _matching_examples(run_dir, df)
+    summary, paired = build_tables(df, manifest, threshold, relative_threshold, n_boot=n_boot, seed=seed, data=data)
+    opts = StatsOptions(threshold, relative_threshold, reference, target_ci_width, n_boot_hier, seed)
+    sections, extra = build_sections(df, summary, paired, manifest, data, opts)
     figures = make_figures(df, summary, paired)
     files = ReportFiles(out_dir=out)
 
@@ -514,7 +548,7 @@ def write_report(
         path = out / png_names[f.name]
         atomic_write(path, f.png)
         files.pngs.append(path)
-    for name, table in (("summary.csv", summary), ("paired.csv", paired)):
+    for name, table in (("summary.csv", summary), ("paired.csv", paired), *extra.items()):
         atomic_write(out / name, table.to_csv(index=False))
         files.tables.append(out / name)
 
@@ -522,9 +556,19 @@ def write_report(
     explanation = _explanation(n_boot, threshold, relative_threshold)
     if "html" in formats:
         files.html = out / "report.html"
-        atomic_write(files.html, render_html(title, meta, figures, summary, paired, manifest, explanation))
+        atomic_write(files.html, render_html(title, meta, figures, summary, paired, manifest, explanation,
+                                             sections))
     if "md" in formats:
         files.markdown = out / "report.md"
         atomic_write(files.markdown,
-                     render_markdown(title, meta, figures, png_names, summary, paired, manifest, explanation))
+                     render_markdown(title, meta, figures, png_names, summary, paired, manifest, explanation,
+                                     sections))
     return files
+
+
+def _matching_examples(run_dir: str | Path, df: pd.DataFrame) -> PerExample | None:
+    """The run's per-example data when it covers exactly the chips of ``results.csv`` (else None)."""
+    data = load_per_example(run_dir)
+    if data is None or set(data.chips.tolist()) != set(stats.analog_rows(df)["chip"]):
+        return None
+    return data

@@ -3,7 +3,10 @@
 Input is the engine's tidy table: one row per measurement with columns
 ``run, method, task, device, deployment, chip, t, t_label, metric, value``. Rows with ``chip == -1`` or
 ``device == "digital"`` are the noise-free digital reference of each method; every other row is one simulated
-chip at one inference time.
+chip at one inference time. A method name ``NAME@K`` is replicate K (e.g. training seed K) of method NAME
+(:func:`replicate_of`). The per-example scores (:mod:`..examples`) feed the hierarchical statistics of
+:mod:`.hierarchical` (CIs over training seeds × chips × examples, variance decomposition, chips needed),
+re-exported here; its docstring has their definitions.
 
 Definitions used throughout (also printed in the report):
 
@@ -15,12 +18,23 @@ Definitions used throughout (also printed in the report):
   zero variance get ``(mean, mean)``.
 - **Percentiles**: ``numpy.percentile`` with numpy's default (linear) method.
 - **Yield** [choice]: fraction of chips with ``value >= threshold``. An absolute ``threshold`` is used as is; a
-  ``relative_threshold`` r means ``value >= r * digital``, where ``digital`` is the method's own noise-free
-  score on the same metric (e.g. r = 0.99: the chip keeps at least 99 % of its digital score).
+  ``relative_threshold`` r against a reference score ``ref`` means ``value >= ref - (1 - r) * |ref|``
+  (:func:`relative_threshold_value`): for ``ref > 0`` this is ``r * ref`` (the chip keeps at least r of the
+  reference), and for a metric that can be negative (MCC) the allowed drop is still ``(1 - r) * |ref|``,
+  so a worse reference never gets a *higher* bar. :func:`summarize` uses the method's own digital score as
+  ``ref``; :func:`yield_table` gives, side by side, the absolute yield, the yield against the own digital
+  score and the yield against a common reference (the best digital score of all methods, or a named
+  method's), so a method is not rewarded for a worse clean model.
 - **Paired comparison**: methods are matched on the chip id (same seed ⇒ same chip). Per group: mean of
   ``a - b``, its percentile-bootstrap CI, the two-sided Wilcoxon signed-rank p-value of ``a - b``
   (``scipy.stats.wilcoxon`` defaults: zero differences are dropped), and the fraction of chips with ``a > b``.
   If every difference is zero the p-value is reported as 1.0 (no evidence of a difference) instead of NaN.
+  For a count metric (accuracy = correct / n) with ``n_examples`` given, the test runs on the integer
+  numbers of correct examples ``round(value * n)`` (column ``test_on = "counts"``), so exact ties stay ties
+  (float differences k/n do not); values that are not multiples of 1/n are refused.
+- **Multiplicity**: :func:`holm` adjusts a family of p-values (Holm's step-down, family-wise error rate);
+  :func:`add_holm` adds ``p_holm`` over every test of a table (the family: all its rows with a p-value) and
+  :func:`family_text` states it.
 """
 
 from __future__ import annotations
@@ -40,8 +54,20 @@ __all__ = [
     "digital_reference",
     "format_time",
     "paired",
+    "add_holm",
+    "add_sample_size",
+    "chips_needed",
+    "collapse_replicates",
+    "family_text",
+    "hierarchical_paired",
+    "hierarchical_paired_all",
+    "hierarchical_summary",
+    "holm",
     "paired_all",
     "parse_time",
+    "relative_threshold_value",
+    "yield_table",
+    "replicate_of",
     "summarize",
 ]
 
@@ -90,6 +116,18 @@ def format_time(seconds: float, rtol: float = 0.02) -> str:
         if seconds >= size:
             return f"{seconds / size:.3g}{unit}"
     return f"{seconds:.3g}s"
+
+
+def replicate_of(name: str) -> tuple[str, int | None]:
+    """``("grasp", 1)`` for the deployment name ``"grasp@1"`` (training seed / replicate 1 of method grasp);
+    ``(name, None)`` for a name without ``@``."""
+    base, sep, index = name.rpartition("@")
+    if not sep:
+        return name, None
+    if not base or not index.isdigit():
+        raise ValueError(f"method name {name!r}: '@' marks a replicate and must be followed by its index, "
+                         "e.g. grasp@0 (or give several adapters as --method grasp=DIR0,DIR1)")
+    return base, int(index)
 
 
 # -------------------------------------------------------------------------------------------- table helpers
@@ -196,7 +234,8 @@ def summarize(
     ``ci_low, ci_high`` (percentile-bootstrap CI of the mean at level ``ci``), ``worst_chip`` (chip id of the
     minimum, lowest id on ties), ``digital`` (the method's noise-free value, NaN if absent), ``threshold``
     (the absolute threshold applied) and ``yield`` (fraction of chips with ``value >= threshold``; NaN without a
-    threshold). Give at most one of ``threshold`` (absolute) and ``relative_threshold`` (fraction of digital).
+    threshold). Give at most one of ``threshold`` (absolute) and ``relative_threshold`` (r, against the own
+    digital score: ``value >= digital - (1 - r) * |digital|``).
     """
     if threshold is not None and relative_threshold is not None:
         raise ValueError("Give either `threshold` (absolute) or `relative_threshold` (× digital), not both.")
@@ -230,7 +269,7 @@ def _add_yield(
     elif relative is not None:
         if out["digital"].isna().any():
             raise ValueError("relative_threshold needs a digital reference row (chip == -1) for every method.")
-        out["threshold"] = relative * out["digital"]
+        out["threshold"] = relative_threshold_value(out["digital"].to_numpy(float), relative)
     else:
         out["threshold"] = np.nan
         out["yield"] = np.nan
@@ -261,15 +300,18 @@ def _paired_values(rows: pd.DataFrame, a: str, b: str, keys: list[str]) -> pd.Da
     return pd.concat(sides, axis=1, keys=["value_a", "value_b"], join="outer").sort_index()
 
 
-def _compare(diff: np.ndarray, n_missing: int, ci: float, n_boot: int, seed: int) -> dict[str, float]:
+def _compare(diff: np.ndarray, n_missing: int, ci: float, n_boot: int, seed: int,
+             tested: np.ndarray | None = None) -> dict[str, float]:
+    """Mean, CI and fractions of ``diff``; the Wilcoxon test of ``tested`` (default ``diff``)."""
     n = diff.size
     low, high = bootstrap_ci(diff, ci=ci, n_boot=n_boot, seed=seed)
+    tested = diff if tested is None else tested
     if n == 0:
         p = float("nan")
-    elif np.all(diff == 0):
+    elif np.all(tested == 0):
         p = 1.0  # all differences zero: no evidence of a difference (scipy would return NaN)
     else:
-        p = float(sps.wilcoxon(diff).pvalue)
+        p = float(sps.wilcoxon(tested).pvalue)
     return {
         "n_pairs": n,
         "n_unpaired": n_missing,
@@ -282,6 +324,20 @@ def _compare(diff: np.ndarray, n_missing: int, ci: float, n_boot: int, seed: int
     }
 
 
+#: metrics that are a count of correct examples divided by the number of examples
+COUNT_METRICS = ("accuracy",)
+
+
+def as_counts(values: np.ndarray, n: float) -> np.ndarray:
+    """``round(values * n)`` as integers; ``ValueError`` when a value is not a multiple of ``1 / n``."""
+    scaled = np.asarray(values, dtype=float) * n
+    counts = np.rint(scaled)
+    if np.any(np.abs(scaled - counts) > 1e-6 * max(1.0, n)):
+        raise ValueError(f"values are not counts out of n = {n:g} (e.g. {values[0]!r}); pass the right "
+                         "n_examples (the eval-set size) or None to test the values themselves")
+    return counts.astype(np.int64)
+
+
 def paired(
     df: pd.DataFrame,
     a: str,
@@ -291,34 +347,55 @@ def paired(
     ci: float = 0.95,
     n_boot: int = 9999,
     seed: int = 0,
+    n_examples: int | None = None,
 ) -> pd.DataFrame:
     """Paired comparison of methods ``a`` and ``b`` on the same chips, one row per group of ``by``.
 
     Chips present for only one method are dropped (counted in ``n_unpaired``). Columns: the group keys
     (+ ``t_label``), ``a, b, n_pairs, n_unpaired, mean_a, mean_b, mean_diff`` (mean of a - b), ``ci_low, ci_high``
     (percentile-bootstrap CI of the mean difference), ``wilcoxon_p`` (two-sided signed-rank test of a - b; 1.0 when
-    every difference is zero), ``frac_a_gt_b`` and ``frac_ties``.
+    every difference is zero), ``frac_a_gt_b``, ``frac_ties`` and ``test_on`` ("counts": the test ran on the
+    integer numbers of correct examples, for :data:`COUNT_METRICS` when ``n_examples`` is given — a table from
+    :func:`collapse_replicates` scales it by its ``replicates`` column; "values" otherwise).
     """
     keys = _group_keys(df, by, metric)
     rows = analog_rows(df, metric)
     wide = _paired_values(rows, a, b, keys)
+    scale = _count_scale(rows, a, b, n_examples)
     records = []
     for group, g in wide.groupby(level=keys, sort=True, dropna=False):
         both = g.dropna()
         diff = (both["value_a"] - both["value_b"]).to_numpy(float)
         group = group if isinstance(group, tuple) else (group,)
+        named = dict(zip(keys, group, strict=True))
+        counted = scale is not None and named.get("metric", metric) in COUNT_METRICS
+        tested = (as_counts(both["value_a"].to_numpy(), scale) - as_counts(both["value_b"].to_numpy(), scale)
+                  if counted else None)
         records.append({
             **dict(zip(keys, group, strict=True)),
             "a": a,
             "b": b,
             "mean_a": float(both["value_a"].mean()) if len(both) else float("nan"),
             "mean_b": float(both["value_b"].mean()) if len(both) else float("nan"),
-            **_compare(diff, len(g) - len(both), ci, n_boot, seed),
+            **_compare(diff, len(g) - len(both), ci, n_boot, seed, tested),
+            "test_on": "counts" if counted else "values",
         })
     out = pd.DataFrame.from_records(records)
     order = [*keys, "a", "b", "n_pairs", "n_unpaired", "mean_a", "mean_b", "mean_diff"]
     out = out[order + [c for c in out.columns if c not in order]]
     return _add_t_label(out, rows)
+
+
+def _count_scale(rows: pd.DataFrame, a: str, b: str, n_examples: int | None) -> float | None:
+    """Examples per chip value of both methods (× replicates of a collapsed table); None: test the values."""
+    if n_examples is None:
+        return None
+    if "replicates" not in rows.columns:
+        return float(n_examples)
+    reps = {m: set(rows.loc[rows["method"] == m, "replicates"]) for m in (a, b)}
+    if len(reps[a] | reps[b]) != 1:
+        return None  # different numbers of seeds: the mean values are not counts on a common scale
+    return float(n_examples * next(iter(reps[a])))
 
 
 def paired_all(
@@ -329,14 +406,130 @@ def paired_all(
     ci: float = 0.95,
     n_boot: int = 9999,
     seed: int = 0,
+    n_examples: int | None = None,
 ) -> pd.DataFrame:
     """:func:`paired` for every unordered pair of ``methods`` (default: all, in order of appearance)."""
     if methods is None:
         methods = list(pd.unique(analog_rows(df)["method"]))
     frames = [
-        paired(df, a, b, metric=metric, by=by, ci=ci, n_boot=n_boot, seed=seed)
+        paired(df, a, b, metric=metric, by=by, ci=ci, n_boot=n_boot, seed=seed, n_examples=n_examples)
         for a, b in itertools.combinations(methods, 2)
     ]
     if not frames:
         return pd.DataFrame(columns=["a", "b", "n_pairs", "mean_diff", "ci_low", "ci_high", "wilcoxon_p"])
     return pd.concat(frames, ignore_index=True)
+
+
+# ------------------------------------------------------------------------------------------- multiplicity
+def holm(pvalues: Sequence[float] | np.ndarray) -> np.ndarray:
+    """Holm step-down adjusted p-values (NaN stays NaN and is not counted in the family).
+
+    Sorted ascending, ``p_(i)`` becomes ``max_{j <= i} min(1, (m - j + 1) p_(j))`` with m the number of
+    non-NaN p-values; rejecting ``p_holm <= alpha`` controls the family-wise error rate at alpha.
+    """
+    p = np.asarray(pvalues, dtype=float)
+    out = np.full(p.shape, np.nan)
+    ok = np.flatnonzero(~np.isnan(p))
+    order = ok[np.argsort(p[ok], kind="stable")]
+    m = order.size
+    adjusted = np.minimum(1.0, (m - np.arange(m)) * p[order])
+    out[order] = np.maximum.accumulate(adjusted) if m else adjusted
+    return out
+
+
+def add_holm(table: pd.DataFrame, column: str = "wilcoxon_p") -> pd.DataFrame:
+    """``table`` with ``p_holm``: :func:`holm` over every row's ``column`` (the family is the whole table)."""
+    out = table.copy()
+    out["p_holm"] = holm(out[column].to_numpy(float)) if len(out) else []
+    return out
+
+
+def family_text(table: pd.DataFrame, column: str = "wilcoxon_p") -> str:
+    """One sentence stating the family of a paired table: its size and what it spans."""
+    n = int(table[column].notna().sum()) if len(table) else 0
+    if n == 0:
+        return "No paired tests (a single method)."
+    pairs = table[["a", "b"]].drop_duplicates().shape[0]
+    times = table["t"].nunique() if "t" in table else 1
+    metrics = table["metric"].nunique() if "metric" in table else 1
+    return (f"Family of comparisons: all {n} paired tests of this report ({pairs} method pair(s) × {times} "
+            f"time(s) × {metrics} metric(s)); Holm-adjusted p-values (p_holm) control the family-wise error rate.")
+
+
+# ------------------------------------------------------------------------------------------------ yield
+def relative_threshold_value(ref: np.ndarray | float, r: float) -> np.ndarray | float:
+    """The bar of a relative yield: ``ref - (1 - r) * |ref|`` (``r * ref`` for a positive reference)."""
+    return ref - (1.0 - r) * np.abs(ref)
+
+
+def _common_reference(ref: pd.DataFrame, reference: str) -> pd.Series:
+    """Per metric, the common reference: the best digital score (``"best"``) or that of a named method
+    (its replicates averaged)."""
+    if reference == "best":
+        return ref.groupby("metric")["digital"].max()
+    names = ref["method"].map(lambda m: replicate_of(m)[0])
+    chosen = ref.loc[(ref["method"] == reference) | (names == reference)]
+    if chosen.empty:
+        raise ValueError(f"yield reference {reference!r} is not a method of the table "
+                         f"({sorted(set(ref['method']))}); use 'best' or one of them")
+    return chosen.groupby("metric")["digital"].mean()
+
+
+def yield_table(
+    df: pd.DataFrame,
+    metric: str | None = None,
+    threshold: float | None = None,
+    relative_threshold: float | None = None,
+    reference: str = "best",
+) -> pd.DataFrame:
+    """Yield per method, metric and time in every form that applies, side by side.
+
+    Columns: ``metric, method, t, t_label, n``; with ``threshold``: ``yield_abs`` (``value >= threshold``);
+    with ``relative_threshold`` r: ``ref_own``, ``threshold_own``, ``yield_own`` (against the method's own
+    digital score) and ``ref_common``, ``threshold_common``, ``yield_common`` (against ``reference``:
+    ``"best"`` = the best digital score of all methods on that metric, or a method name), each threshold
+    :func:`relative_threshold_value`.
+    """
+    rows = analog_rows(df, metric)
+    out = rows.groupby(["metric", "method", "t"], sort=True).size().rename("n").reset_index()
+    if threshold is not None:
+        passed = (rows["value"] >= threshold).groupby([rows["metric"], rows["method"], rows["t"]]).mean()
+        out["threshold_abs"] = float(threshold)
+        out["yield_abs"] = passed.to_numpy()
+    if relative_threshold is not None:
+        ref = digital_reference(df if metric is None else df.loc[df["metric"] == metric])
+        if ref.empty:
+            raise ValueError("a relative yield needs the digital rows (chip == -1) of the methods")
+        own = ref.groupby(["metric", "method"])["digital"].mean()
+        out["ref_own"] = own.reindex(pd.MultiIndex.from_frame(out[["metric", "method"]])).to_numpy()
+        out["ref_common"] = out["metric"].map(_common_reference(ref, reference))
+        for kind in ("own", "common"):
+            out[f"threshold_{kind}"] = relative_threshold_value(out[f"ref_{kind}"].to_numpy(float), relative_threshold)
+            bar = rows.merge(out[["metric", "method", "t", f"threshold_{kind}"]], on=["metric", "method", "t"])
+            passed = (bar["value"] >= bar[f"threshold_{kind}"]).groupby([bar["metric"], bar["method"], bar["t"]])
+            out[f"yield_{kind}"] = passed.mean().to_numpy()
+    out.attrs["reference"] = reference
+    return _add_t_label(out, rows)
+
+
+# ------------------------------------------------------------------------------------------- replicates
+def collapse_replicates(df: pd.DataFrame) -> pd.DataFrame:
+    """The table with each method's replicates (``NAME@K``) averaged per chip, time and metric (digital rows
+    too), named ``NAME``; column ``replicates`` = how many were averaged. A table without replicates is
+    returned with ``replicates = 1``."""
+    names = df["method"].map(lambda m: replicate_of(m)[0])
+    if (names == df["method"]).all():
+        return df.assign(replicates=1)
+    keys = [c for c in df.columns if c not in ("method", "value")]
+    grouped = df.assign(method=names).groupby(["method", *keys], sort=False, dropna=False)["value"]
+    out = grouped.agg(value="mean", replicates="size").reset_index()
+    return out[[*[c for c in df.columns if c in out.columns], "replicates"]]
+
+
+from .hierarchical import (  # noqa: E402  (the hierarchical module uses the helpers above)
+    add_sample_size,
+    chips_needed,
+    hierarchical_paired,
+    hierarchical_paired_all,
+    hierarchical_summary,
+)
