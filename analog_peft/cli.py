@@ -225,9 +225,16 @@ def _add_yield_options(p: argparse.ArgumentParser) -> None:
                         "or the digital score of METHOD")
 
 
+def _version() -> str:
+    from analog_peft import __version__
+
+    return __version__
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description=__doc__)
     parser.add_argument("--debug", action="store_true", help="show the traceback of errors")
+    parser.add_argument("--version", action="version", version=f"{PROG} {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("demo", help="end-to-end main job on the real MiniLM-L6 weights")
