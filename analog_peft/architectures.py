@@ -91,7 +91,3 @@ def spec_for(model: nn.Module) -> ArchSpec:
         )
     return SPECS[model_type]
 
-
-def linear_roles(spec: ArchSpec) -> list[str]:
-    """Every role of the family that is a linear layer (all of them, in block order)."""
-    return list(spec.roles)

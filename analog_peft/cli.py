@@ -232,6 +232,8 @@ def _version() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from analog_peft.presets import PRESETS
+
     parser = _Parser(prog=PROG, description=__doc__)
     parser.add_argument("--debug", action="store_true", help="show the traceback of errors")
     parser.add_argument("--version", action="version", version=f"{PROG} {_version()}")
@@ -249,7 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("convert", help="convert a model and print the conversion report")
     p.add_argument("model", help="HF name/path or alias (minilm-l6, smollm2-135m)")
-    p.add_argument("--rpu", default="standard", choices=["ideal", "mapped", "standard"])
+    p.add_argument("--rpu", default="standard", choices=PRESETS)
     p.add_argument("--modules", default="blocks", help="'blocks', 'all', or comma-separated names/patterns")
     p.add_argument("--causal", action="store_true", help="load as a causal LM instead of a classifier")
     p.add_argument("--pooling", default="auto", help="classifier head pooling: auto, cls, mean, last")
@@ -280,7 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-name", default=None, help="name of the data in the table and the report title")
     p.add_argument("--device", default="pcm", help="device model: pcm, hermes, reram, reram_cmo, gaussian, ...")
     p.add_argument("--device-params", default=None, help='JSON parameters, e.g. \'{"eta": 0.01}\'')
-    p.add_argument("--rpu", default="mapped", choices=["ideal", "mapped", "standard"])
+    p.add_argument("--rpu", default="mapped", choices=PRESETS)
     p.add_argument("--deployment", default="periphery", choices=["periphery", "fused"])
     p.add_argument("--chips", type=positive_int, default=25,
                    help="number of chips (sequential mode: the first look)")

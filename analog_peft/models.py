@@ -49,7 +49,7 @@ class ModelNotFoundError(ValueError):
     """A model name that is no alias, no existing directory, and not loadable from the cache or the hub."""
 
 
-def available_aliases() -> list[str]:
+def _alias_names() -> list[str]:
     return sorted(_ALIASES)
 
 
@@ -61,7 +61,7 @@ def resolve(name: str) -> ModelSource:
     path = Path(name).expanduser()
     if path.is_dir():
         return ModelSource(str(name))
-    aliases = ", ".join(available_aliases())
+    aliases = ", ".join(_alias_names())
     if path.exists():
         raise ModelNotFoundError(f"model {name!r} is a file, not a model directory; pass its folder or an alias ({aliases})")
     if _looks_like_path(str(name)):
@@ -134,7 +134,7 @@ def _check_hub_name(name: str) -> None:
     """Fail fast when hub name ``name`` is neither cached nor downloadable (see the module docstring)."""
     if _in_hf_cache(name):
         return
-    aliases = ", ".join(available_aliases())
+    aliases = ", ".join(_alias_names())
     if _env_true("HF_HUB_OFFLINE") or _env_true("TRANSFORMERS_OFFLINE"):
         raise ModelNotFoundError(
             f"model {name!r} is no alias ({aliases}), no local directory and not in the Hugging Face cache, and "
@@ -162,7 +162,7 @@ def _loading(name: str) -> Iterator[None]:
     except OSError as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise ModelNotFoundError(
-            f"model {name!r} could not be loaded ({first}); pass an alias ({', '.join(available_aliases())}), "
+            f"model {name!r} could not be loaded ({first}); pass an alias ({', '.join(_alias_names())}), "
             "a directory holding a saved Hugging Face model, or a hub name"
         ) from exc
 

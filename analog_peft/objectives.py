@@ -15,7 +15,3 @@ def spread_kl(sigma: Tensor, sigma_target: Tensor) -> Tensor:
     sigma_target = sigma_target.to(sigma)
     return torch.log(sigma_target / sigma) + sigma.pow(2) / (2 * sigma_target.pow(2)) - 0.5
 
-
-def noise_aware_loss(task_loss: Tensor, adapted: torch.nn.Module) -> Tensor:
-    """``L = L_task + λ·Σ_layers Σ_k KL`` for any adapted model (the KL term is 0 for non-stochastic methods)."""
-    return task_loss + adapted.regularization_loss()

@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from analog_peft.heads import POOLINGS
+from analog_peft.presets import PRESETS
 from analog_peft.training import tomlio
 
 NOISE_MODES = ("none", "device", "aihwkit_modifier")
-RPU_CHOICES = ("auto", "digital", "ideal", "mapped", "standard")
+RPU_CHOICES = ("auto", "digital", *PRESETS)
 SCHEDULES = ("linear", "cosine", "constant")
 HEAD_ONLY = "head"
 PEFT = "peft"
