@@ -85,6 +85,15 @@ def load_adapted(model: nn.Module, adapter_dir: str | Path):
     return load_any(model, adapter_dir)
 
 
+def _restore_calibration(model: nn.Module, adapter_dir: str | Path | None) -> None:
+    """Input ranges calibrated at training time (``standard`` preset), when the adapter sits in a run directory."""
+    from analog_peft.calibration import load_calibration, run_dir_of
+
+    run = run_dir_of(adapter_path(adapter_dir)) if adapter_dir is not None else None
+    if run is not None:
+        load_calibration(model, run)
+
+
 @dataclass
 class Deployment:
     """A converted model ready to be programmed as chips, with what it was built from."""
@@ -126,6 +135,7 @@ def deploy(
         report = convert(model, rpu)
         if adapter_dir is not None:
             model = load_adapted(model, adapter_dir)
+    _restore_calibration(model, adapter_dir)
     model.eval()
     label = name or (Path(adapter_dir).name if adapter_dir is not None else "base")
     return Deployment(label, model, report, deployment, None if adapter_dir is None else str(adapter_dir))

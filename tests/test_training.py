@@ -214,3 +214,22 @@ def test_full_finetuning_with_chips_in_the_loop_trains_the_tile_weights(tmp_path
     assert clean.steps == 3
     untrained = adapter(tmp_path / "clean")[query]
     assert not torch.equal(trained[query], untrained)  # the chips in the loop changed the updates
+
+
+def test_deploy_restores_the_input_ranges_calibrated_in_training(tmp_path, tiny_bert):
+    """A Monte Carlo on ``standard`` tiles evaluates the trained model: deploy() restores the run's calibration."""
+    from analog_peft.convert import analog_tiles
+    from analog_peft.deploy import deploy
+
+    kw = {**SMALL, "model": tiny_bert, "method": "grasp", "method_options": {"k": 4}, "rpu": "standard",
+          "train_examples": 16, "eval_examples": 8, "max_length": 16, "max_steps": 2}
+    train(TrainConfig(**kw, out_dir=str(tmp_path / "run")))
+    trained, _, _ = load_trained(tmp_path / "run")
+    dep = deploy(tiny_bert, tmp_path / "run" / "adapter" / "best", rpu="standard")
+    fresh = deploy(tiny_bert, None, rpu="standard")
+
+    def ranges(model):
+        return [float(t.input_range) for _, t in analog_tiles(model)]
+
+    assert ranges(dep.model) == ranges(trained)
+    assert ranges(fresh.model) != ranges(trained)  # calibration moved them: the check can fail

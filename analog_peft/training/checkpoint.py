@@ -1,4 +1,4 @@
-"""Run-directory files: adapter checkpoints, resumable trainer state, input-range calibration.
+"""Run-directory files: adapter checkpoints and resumable trainer state (calibration: :mod:`analog_peft.calibration`).
 
 ``trainer_state/`` holds ``adapter/`` (the adapter's own safetensors + JSON), ``optimizer.pt`` and
 ``scheduler.pt`` (plain tensor/number state dicts, loaded back with ``torch.load(weights_only=True)``),
@@ -17,10 +17,8 @@ from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
-from torch import nn
 
 STATE_DIR = "trainer_state"
-CALIBRATION = "analog_calibration.safetensors"
 
 
 def save_adapter(adapted: Any, directory: Path) -> None:
@@ -91,28 +89,3 @@ def restore_optimizer(run_dir: Path, optimizer: Any, scheduler: Any) -> None:
     cuda = [rng[k] for k in sorted(k for k in rng if k.startswith("cuda"))]
     if cuda and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(cuda)
-
-
-def save_calibration(model: nn.Module, run_dir: Path) -> None:
-    """Save the analog tiles' input ranges (set from training data) so ``load_trained`` can restore them."""
-    from analog_peft.convert import analog_tiles
-
-    ranges = {f"{name}#{i}": t.input_range.detach().cpu().clone()
-              for i, (name, t) in enumerate(analog_tiles(model)) if t.input_range is not None}
-    if ranges:
-        save_file(ranges, str(run_dir / CALIBRATION))
-
-
-@torch.no_grad()
-def load_calibration(model: nn.Module, run_dir: Path) -> None:
-    path = Path(run_dir) / CALIBRATION
-    if not path.is_file():
-        return
-    from analog_peft.convert import analog_tiles
-
-    saved = load_file(str(path))
-    for i, (name, t) in enumerate(analog_tiles(model)):
-        key = f"{name}#{i}"
-        if t.input_range is not None and key in saved:
-            t.input_range.copy_(saved[key].to(t.input_range))
-            t.input_range_update_idx.fill_(t.rpu_config.pre_post.input_range.init_from_data)

@@ -17,15 +17,14 @@ from typing import Any
 
 import torch
 
+from analog_peft.calibration import load_calibration, save_calibration
 from analog_peft.heads import head_record
 from analog_peft.training.checkpoint import (
     STATE_DIR,
     has_trainer_state,
-    load_calibration,
     read_state,
     restore_optimizer,
     save_adapter,
-    save_calibration,
     save_trainer_state,
 )
 from analog_peft.training.config import ConfigError, TrainConfig

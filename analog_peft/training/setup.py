@@ -178,7 +178,7 @@ def load_trained(run_dir: str | Path, which: str = "best", device: str = "cpu") 
     saved input-range calibration if any) and ``adapter/<which>`` (``best`` or ``last``) is loaded onto it.
     No chip is programmed: the Monte Carlo engine does that.
     """
-    from analog_peft.training.checkpoint import load_calibration
+    from analog_peft.calibration import load_calibration
 
     run_dir = Path(run_dir)
     cfg_path = run_dir / "train_config.toml"
