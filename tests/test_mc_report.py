@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats as sps
 
 from analog_peft.montecarlo import report as R
 from analog_peft.montecarlo.browser import check_report_renders, screenshot_stats
@@ -178,3 +179,74 @@ def test_method_names_that_read_as_missing_are_kept(tmp_path):
     assert {(a, b) for a, b in zip(paired.a, paired.b, strict=True)} == {("nan", "NA"), ("nan", "None"),
                                                                           ("NA", "None")}
     assert "<td>nan</td>" in files.html.read_text() and "| NA |" in files.markdown.read_text()
+
+
+def make_per_example_run(path: Path, n_chips: int = 6, n_ex: int = 40) -> Path:
+    """A synthetic run with per-example predictions; its results.csv rows are computed from them."""
+    from analog_peft.montecarlo.examples import encode_arrays
+    from analog_peft.tasks.metrics import classification_metrics
+
+    rng = np.random.default_rng(2)
+    labels = rng.integers(0, 2, n_ex)
+    methods, times = ["grasp@0", "grasp@1", "lora@0", "lora@1"], [1.0, 86400.0]
+    flip = rng.random((4, n_chips, 2, n_ex)) < np.array([0.1, 0.15, 0.25, 0.2])[:, None, None, None]
+    pred = np.where(flip, 1 - labels, labels).astype(np.int16)
+    digital = np.where(rng.random((4, n_ex)) < 0.05, 1 - labels, labels).astype(np.int16)
+    rows = []
+    for i, m in enumerate(methods):
+        common = {"run": "syn", "method": m, "task": "sst2", "deployment": "periphery"}
+        for metric, v in classification_metrics(digital[i].tolist(), labels.tolist()).items():
+            rows.append({**common, "device": "digital", "chip": -1, "t": 0.0, "t_label": "0s", "metric": metric,
+                         "value": v})
+        for c in range(n_chips):
+            for k, (t, label) in enumerate(zip(times, ("1s", "1d"), strict=True)):
+                for metric, v in classification_metrics(pred[i, c, k].tolist(), labels.tolist()).items():
+                    rows.append({**common, "device": "pcm", "chip": c, "t": t, "t_label": label, "metric": metric,
+                                 "value": v})
+    path.mkdir(parents=True)
+    pd.DataFrame(rows).to_csv(path / "results.csv", index=False)
+    (path / "manifest.json").write_text(json.dumps({"run": "syn", "eval_set_size": n_ex, "methods": methods}))
+    (path / "per_example.npz").write_bytes(encode_arrays(
+        pred=pred, loss=np.zeros(pred.shape, np.float16), chips=np.arange(n_chips),
+        methods=np.array(methods), times=np.array(times), labels=labels, kind=np.asarray("classification")))
+    return path
+
+
+def test_report_with_per_example_scores_and_seeds(tmp_path):
+    run = make_per_example_run(tmp_path / "run")
+    files = R.write_report(run, relative_threshold=0.95, threshold=0.8, n_boot=N_BOOT, n_boot_hier=100,
+                           target_ci_width=0.05)
+    page = files.markdown.read_text()
+    for text in ("CI (all sources)", "p (Holm)", "Family of comparisons: all 4 paired tests", "yield (common)",
+                 "How many chips", "seed share", "percentile bootstrap over training seeds × chips × examples"):
+        assert text in page, text
+    hier = pd.read_csv(files.out_dir / "hierarchical.csv")
+    assert set(hier["method"]) == {"grasp", "lora"} and hier.set_index("method").loc["grasp", "n_seeds"].min() == 2
+    paired = pd.read_csv(files.out_dir / "paired.csv")
+    assert set(zip(paired.a, paired.b, strict=True)) == {("grasp", "lora")}  # replicates averaged per chip
+    assert (paired[paired.metric == "accuracy"]["test_on"] == "counts").all()  # counts out of 2 seeds × 40
+    collapsed = pd.read_csv(run / "results.csv").query("chip >= 0 and metric == 'accuracy' and t == 1.0")
+    counts = (collapsed.assign(method=collapsed.method.str[:-2]).groupby(["method", "chip"])["value"].sum() * 40)
+    diff = np.rint(counts["grasp"].to_numpy() - counts["lora"].to_numpy())
+    p_1s = paired[(paired.metric == "accuracy") & (paired.t == 1.0)]["wilcoxon_p"].iloc[0]
+    assert p_1s == pytest.approx(sps.wilcoxon(diff).pvalue if diff.any() else 1.0, rel=1e-12)
+    sizes = pd.read_csv(files.out_dir / "sample_size.csv")
+    assert {"chips_for_width", "chips_for_width_all"} <= set(sizes.columns) and (sizes["target_width"] == 0.05).all()
+    yields = pd.read_csv(files.out_dir / "yield.csv")
+    best = pd.read_csv(run / "results.csv").query("chip == -1").groupby("metric")["value"].max()
+    assert (yields["ref_common"] == yields["metric"].map(best)).all()
+
+
+def test_committed_study_is_re_reported_chip_level_only(tmp_path):
+    src = Path(__file__).resolve().parents[1] / "docs" / "montecarlo_sst2_pcm"
+    run = tmp_path / "old"
+    run.mkdir()
+    for name in ("results.csv", "manifest.json"):
+        shutil.copy(src / name, run / name)
+    files = R.write_report(run, formats=("md",), relative_threshold=0.95, n_boot=N_BOOT)
+    page = files.markdown.read_text()
+    assert "Chip-level statistics only" in page and "Family of comparisons: all 12 paired tests" in page
+    paired = pd.read_csv(files.out_dir / "paired.csv")
+    assert (paired[paired.metric == "accuracy"]["test_on"] == "counts").all()
+    assert (paired["p_holm"] >= paired["wilcoxon_p"]).all()
+    assert not (files.out_dir / "hierarchical.csv").exists()

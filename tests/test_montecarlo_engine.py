@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -47,8 +48,17 @@ def small_config(adapters: dict[str, str], **kw) -> MonteCarloConfig:
 
 
 @pytest.fixture(scope="module")
-def reference_table(adapters, tmp_path_factory) -> pd.DataFrame:
-    return run_montecarlo(small_config(adapters), tmp_path_factory.mktemp("mc") / "one", workers=1, progress=False)
+def reference_dir(adapters, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("mc") / "one"
+    run_montecarlo(small_config(adapters), out, workers=1, progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def reference_table(reference_dir) -> pd.DataFrame:
+    from analog_peft.montecarlo.files import read_results_csv
+
+    return read_results_csv(reference_dir / "results.csv")
 
 
 def test_table_shape_and_digital_rows(reference_table):
@@ -86,11 +96,19 @@ def test_resume_after_kill_9(adapters, reference_table, tmp_path):
     assert not list((run_dir / "chips").glob(".*tmp"))
 
 
-def test_interrupted_and_resumed_in_process(adapters, reference_table, tmp_path):
+def test_interrupted_and_resumed_in_process(adapters, reference_dir, reference_table, tmp_path):
+    import numpy as np
+
     cfg = small_config(adapters)
     partial = run_montecarlo(cfg, tmp_path / "r", stop_after=1, progress=False)
     assert set(partial[partial.chip >= 0].chip) == {0}
+    assert _per_example_arrays(tmp_path / "r")["pred"].shape[1] == 1
+    (tmp_path / "r" / "chips" / "chip_00001.npz").write_bytes(b"half-written chip")  # killed before its CSV
     pd.testing.assert_frame_equal(run_montecarlo(cfg, tmp_path / "r", progress=False), reference_table)
+    full, resumed = _per_example_arrays(reference_dir), _per_example_arrays(tmp_path / "r")
+    assert resumed.keys() == full.keys()  # every chip once, the redone chip rewritten
+    for key in full:
+        np.testing.assert_array_equal(resumed[key], full[key])
 
 
 def test_low_memory_mode_gives_the_same_table_and_resumes_a_normal_run(adapters, reference_table, tmp_path):
@@ -352,3 +370,85 @@ def test_manifest_records_the_platform_and_rows_do_not_depend_on_torch_threads(a
     platform = json.loads((tmp_path / "threads" / "manifest.json").read_text())["platform"]
     assert platform["chip_scheme"] == SCHEME and platform["torch_threads"] == 1
     assert platform["cpu_isa"] == torch.backends.cpu.get_cpu_capability() and platform["torch"] == torch.__version__
+
+
+# -- per-example scores, replicates, sequential mode (issue 15) -------------------------------------------
+
+
+def _per_example_arrays(run_dir: Path) -> dict:
+    import numpy as np
+
+    with np.load(run_dir / "per_example.npz") as z:
+        return {k: z[k] for k in z.files}
+
+
+def test_per_example_scores_reproduce_every_row(reference_dir, reference_table):
+    import numpy as np
+
+    from analog_peft.montecarlo.examples import load_per_example
+    from analog_peft.tasks.metrics import classification_metrics
+
+    out, df = reference_dir, reference_table
+    data = load_per_example(out)
+    assert data.pred.shape == (2, 3, 2, 32) and data.chips.tolist() == [0, 1, 2]
+    assert data.digital_pred.shape == (2, 32) and np.all(np.isfinite(data.loss.astype(float)))
+    for row in df.itertuples():  # the rows are the task metrics of the stored predictions, exactly
+        m = data.method_index(row.method)
+        pred = data.digital_pred[m] if row.chip < 0 else data.pred[m, row.chip, data.time_index(row.t)]
+        assert classification_metrics(pred.tolist(), data.labels.tolist())[row.metric] == row.value
+    examples = pd.read_csv(out / "examples.csv")
+    assert list(examples["example"]) == list(range(32)) and (examples["label"] == data.labels).all()
+
+
+def test_a_run_without_per_example_files_gets_chip_level_statistics(reference_dir, reference_table, tmp_path):
+    import shutil
+
+    from analog_peft.montecarlo.engine import collect
+    from analog_peft.montecarlo.report import write_report
+
+    out = tmp_path / "old"
+    shutil.copytree(reference_dir, out)
+    (out / "chips" / "chip_00000.npz").unlink()  # as a chip of a run made before they were kept
+    pd.testing.assert_frame_equal(collect(out), reference_table)
+    assert not (out / "per_example.npz").exists()
+    page = write_report(out, n_boot=50, n_boot_hier=20).markdown.read_text()
+    assert "Chip-level statistics only" in page and "CI (all sources)" not in page
+
+
+def test_replicates_and_the_sequential_rule(adapters, tmp_path):
+    from analog_peft.montecarlo import stats
+    from analog_peft.montecarlo.examples import load_per_example
+    from analog_peft.montecarlo.sequential import run_sequential
+
+    methods = [MethodSpec("grasp@0", adapters["grasp"]), MethodSpec("grasp@1", adapters["lora"])]
+    out = tmp_path / "seq"
+    cfg = small_config(adapters, methods=methods, n_chips=2, max_chips=3, chip_batch=1, target_ci_width=1e-9,
+                       times=[1.0])
+    df = run_sequential(cfg, out, progress=False)
+    record = json.loads((out / "manifest.json").read_text())["sequential"]
+    assert record["chips_used"] == 3 and record["stopped"].startswith("max_chips")
+    assert [look["chips"] for look in record["looks"]] == [2, 3] and "anti-conservative" in record["note"]
+    assert set(df[df.chip >= 0].chip) == {0, 1, 2}
+    hier = stats.hierarchical_summary(df, load_per_example(out), metric="accuracy", n_boot=20).set_index("method")
+    assert list(hier.index) == ["grasp"] and hier.loc["grasp", "n_seeds"] == 2 and hier.loc["grasp", "sd_seed"] > 0
+    wide = run_sequential(replace(cfg, target_ci_width=10.0), out, progress=False)  # same chips, looks again
+    record = json.loads((out / "manifest.json").read_text())["sequential"]
+    assert record["chips_used"] == 2 and record["stopped"] == "target width reached"
+    assert set(wide[wide.chip >= 0].chip) == {0, 1}
+    assert max(record["final_widths"].values()) == record["looks"][0]["max_width"] <= 10.0
+
+
+def test_sequential_and_replicate_options_are_checked(adapters):
+    from analog_peft.cli import _parse_methods
+
+    with pytest.raises(ValueError, match="give target_ci_width"):
+        small_config(adapters, max_chips=5).validate()
+    with pytest.raises(ValueError, match="max_chips >= n_chips"):
+        small_config(adapters, target_ci_width=0.01).validate()
+    with pytest.raises(ValueError, match="target_pair must name two methods"):
+        small_config(adapters, target_ci_width=0.01, max_chips=9, target_pair=["grasp", "nope"]).validate()
+    with pytest.raises(ValueError, match="followed by its index"):
+        small_config(adapters, methods=[MethodSpec("grasp@x", adapters["grasp"])]).validate()
+    parsed = _parse_methods([f"g={adapters['grasp']},{adapters['lora']}", f"l={adapters['lora']}"])
+    assert [m["name"] for m in parsed] == ["g@0", "g@1", "l"]
+    assert small_config(adapters, target_ci_width=0.5, max_chips=9).digest() == small_config(adapters).digest()

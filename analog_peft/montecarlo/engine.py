@@ -693,7 +693,9 @@ def _new_manifest(config: MonteCarloConfig, eval_set: EvalSet) -> dict[str, Any]
 
 
 def _write_manifest(out: Path, manifest: dict[str, Any], config: MonteCarloConfig) -> None:
-    """Write ``manifest`` atomically, with this run's ``n_chips`` and the current form of the config hash."""
+    """Write ``manifest`` atomically, with this run's ``n_chips`` and the current form of the config hash
+    (a sequential record no longer describes the chips: dropped; a sequential run writes its own at the end)."""
+    manifest.pop("sequential", None)
     manifest["n_chips"] = config.n_chips
     if isinstance(manifest.get("config"), dict):
         manifest["config"]["n_chips"] = config.n_chips
