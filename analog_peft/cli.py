@@ -210,7 +210,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
     files = write_report(args.run_dir, out_dir=args.out, threshold=args.threshold,
                          relative_threshold=args.relative_threshold, reference=args.yield_reference,
-                         target_ci_width=args.target_ci_width)
+                         target_ci_width=args.target_ci_width, figures=not args.no_figures)
     print(files)
     return 0
 
@@ -318,6 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_yield_options(p)
     p.add_argument("--target-ci-width", type=float, default=None, metavar="W",
                    help="CI width (high - low) of the sample-size table (default: the run's, else 0.01)")
+    p.add_argument("--no-figures", action="store_true", help="tables only (no plots): a small report")
     p.set_defaults(func=_cmd_report)
     from analog_peft.training.cli import add_train_parser
     add_train_parser(sub)

@@ -520,6 +520,7 @@ def write_report(
     reference: str = "best",
     target_ci_width: float | None = None,
     n_boot_hier: int = 2000,
+    figures: bool = True,
 ) -> ReportFiles:
     """Write the report of a run directory; returns the paths written.
 
@@ -527,7 +528,7 @@ def write_report(
     ``threshold`` / ``relative_threshold``; ``reference`` is the common yield reference ("best" or a method,
     :func:`stats.yield_table`); ``target_ci_width`` the width of the sample-size table (default: the run's
     sequential target, else 0.01). ``n_boot`` resamples the chip-level CIs, ``n_boot_hier`` the hierarchical
-    ones. ``seed`` seeds the bootstrap only (not the chips).
+    ones. ``seed`` seeds the bootstrap only (not the chips). ``figures=False``: tables only (no PNG).
     """
     unknown = set(formats) - set(FORMATS)
     if unknown:
@@ -540,7 +541,7 @@ def write_report(
     summary, paired = build_tables(df, manifest, threshold, relative_threshold, n_boot=n_boot, seed=seed, data=data)
     opts = StatsOptions(threshold, relative_threshold, reference, target_ci_width, n_boot_hier, seed)
     sections, extra = build_sections(df, summary, paired, manifest, data, opts)
-    figures = make_figures(df, summary, paired)
+    figures = make_figures(df, summary, paired) if figures else []
     files = ReportFiles(out_dir=out)
 
     png_names = {f.name: f"{f.name}.png" for f in figures}

@@ -444,16 +444,19 @@ def add_holm(table: pd.DataFrame, column: str = "wilcoxon_p") -> pd.DataFrame:
     return out
 
 
-def family_text(table: pd.DataFrame, column: str = "wilcoxon_p") -> str:
-    """One sentence stating the family of a paired table: its size and what it spans."""
+def family_text(table: pd.DataFrame, column: str = "wilcoxon_p", over: Sequence[str] | None = None) -> str:
+    """One sentence stating the family of a paired table: its size, its method pairs and the groups (values of
+    the ``over`` columns; default every grouping column present: metric, task, device, deployment, t)."""
     n = int(table[column].notna().sum()) if len(table) else 0
     if n == 0:
         return "No paired tests (a single method)."
     pairs = table[["a", "b"]].drop_duplicates().shape[0]
-    times = table["t"].nunique() if "t" in table else 1
-    metrics = table["metric"].nunique() if "metric" in table else 1
-    return (f"Family of comparisons: all {n} paired tests of this report ({pairs} method pair(s) × {times} "
-            f"time(s) × {metrics} metric(s)); Holm-adjusted p-values (p_holm) control the family-wise error rate.")
+    over = [c for c in (over or ("metric", "task", "device", "deployment", "t")) if c in table.columns]
+    parts = " × ".join(f"{table[c].nunique()} {c}" for c in over)
+    groups = table[over].drop_duplicates().shape[0] if over else 1
+    spans = parts if groups == int(np.prod([table[c].nunique() for c in over])) else f"{groups} ({', '.join(over)})"
+    return (f"Family of comparisons: all {n} paired tests of this report ({pairs} method pair(s) × {spans}); "
+            "Holm-adjusted p-values (p_holm) control the family-wise error rate.")
 
 
 # ------------------------------------------------------------------------------------------------ yield
