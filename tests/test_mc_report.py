@@ -218,7 +218,8 @@ def test_report_with_per_example_scores_and_seeds(tmp_path):
                            target_ci_width=0.05)
     page = files.markdown.read_text()
     for text in ("CI (all sources)", "p (Holm)", "Family of comparisons: all 4 paired tests", "yield (common)",
-                 "How many chips", "seed share", "percentile bootstrap over training seeds × chips × examples"):
+                 "How many chips", "seed share", "percentile bootstrap over training seeds × chips × examples",
+                 "Examples that flip across chips"):
         assert text in page, text
     hier = pd.read_csv(files.out_dir / "hierarchical.csv")
     assert set(hier["method"]) == {"grasp", "lora"} and hier.set_index("method").loc["grasp", "n_seeds"].min() == 2

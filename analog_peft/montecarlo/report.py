@@ -540,7 +540,7 @@ def write_report(
     data = _matching_examples(run_dir, df)
     summary, paired = build_tables(df, manifest, threshold, relative_threshold, n_boot=n_boot, seed=seed, data=data)
     opts = StatsOptions(threshold, relative_threshold, reference, target_ci_width, n_boot_hier, seed)
-    sections, extra = build_sections(df, summary, paired, manifest, data, opts)
+    sections, extra = build_sections(df, summary, paired, manifest, data, opts, run_dir)
     figures = make_figures(df, summary, paired) if figures else []
     files = ReportFiles(out_dir=out)
 

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from . import stats
-from .examples import PerExample
+from .examples import PerExample, flipping_examples
 
 __all__ = ["Section", "StatsOptions", "build_sections", "paired_tables"]
 
@@ -223,6 +223,39 @@ def sample_size_section(summary: pd.DataFrame, tables: dict[str, pd.DataFrame], 
     return [Section("How many chips", text, display)], {"sample_size.csv": table}
 
 
+# ------------------------------------------------------------------------------------------------- flips
+#: unstable examples listed per method (at the last time)
+N_FLIP_EXAMPLES = 5
+
+
+def flip_section(data: PerExample | None, run_dir: Any) -> list[Section]:
+    """How many examples change correctness across chips, and the least stable ones (classification only)."""
+    if data is None or data.regression:
+        return []
+    correct = data.correct()  # [method, chip, time, example]
+    n_right = correct.sum(1)
+    counts = [{"method": m, "t": float(t), "always right": int((n_right[i, k] == data.chips.size).sum()),
+               "always wrong": int((n_right[i, k] == 0).sum()),
+               "flip across chips": int(((n_right[i, k] > 0) & (n_right[i, k] < data.chips.size)).sum())}
+              for i, m in enumerate(data.methods) for k, t in enumerate(data.times)]
+    table = pd.DataFrame(counts)
+    table["t"] = table["t"].map(stats.format_time)
+    last = float(data.times.max())
+    worst = []
+    for m in data.methods:
+        flips = flipping_examples(data, m, last, run_dir).head(N_FLIP_EXAMPLES)
+        for r in flips.itertuples():
+            text = str(getattr(r, "text", ""))
+            worst.append({"method": m, "example": r.example, "label": r.label, "chips right": f"{r.n_correct}/{r.n_chips}",
+                          "text": text[:80] + ("…" if len(text) > 80 else "")})
+    text = ["Per method and time: examples right on every chip, wrong on every chip, and those whose correctness "
+            f"differs across chips; below, the {N_FLIP_EXAMPLES} least stable examples per method at "
+            f"t = {stats.format_time(last)} (`examples.flipping_examples(...)` lists them all; `example` indexes "
+            "`examples.csv`)."]
+    extra = [pd.DataFrame(worst)] if worst else []
+    return [Section("Examples that flip across chips", text, table, extra)]
+
+
 # ---------------------------------------------------------------------------------------------- sequential
 def sequential_section(manifest: dict[str, Any]) -> list[Section]:
     """The stopping rule of a sequential run, its looks and outcome (nothing for a fixed run)."""
@@ -241,10 +274,11 @@ def sequential_section(manifest: dict[str, Any]) -> list[Section]:
 
 
 def build_sections(df: pd.DataFrame, summary: pd.DataFrame, paired: pd.DataFrame, manifest: dict[str, Any],
-                   data: PerExample | None, opts: StatsOptions) -> tuple[list[Section], dict[str, pd.DataFrame]]:
+                   data: PerExample | None, opts: StatsOptions, run_dir: Any = None
+                   ) -> tuple[list[Section], dict[str, pd.DataFrame]]:
     """Every extra section in report order, and the tables to write as CSV."""
     sections, tables = variance_sections(df, summary, paired, data, opts)
     for more, extra in (yield_section(df, opts), sample_size_section(summary, tables, manifest, opts)):
         sections += more
         tables.update(extra)
-    return sections + sequential_section(manifest), tables
+    return sections + flip_section(data, run_dir) + sequential_section(manifest), tables
