@@ -25,6 +25,7 @@ from typing import Any
 from torch import nn
 
 from analog_peft.convert import ConversionReport, convert
+from analog_peft.methods import load_adapter
 from analog_peft.models import load_classifier
 
 DEPLOYMENTS = ("periphery", "fused")
@@ -76,14 +77,6 @@ def adapter_pooling(spec: str | Path | None) -> str:
     return UNRECORDED
 
 
-def load_adapted(model: nn.Module, adapter_dir: str | Path):
-    """Load any saved adapter (every method, and the training package's head-only baseline) onto ``model``."""
-    try:
-        from analog_peft.training.setup import load_adapted as load_any
-    except ImportError:  # training package not installed: adapters of the methods package only
-        from analog_peft.methods import load_adapter as load_any
-    return load_any(model, adapter_dir)
-
 
 def _restore_calibration(model: nn.Module, adapter_dir: str | Path | None) -> None:
     """Input ranges calibrated at training time (``standard`` preset), when the adapter sits in a run directory."""
@@ -128,13 +121,13 @@ def deploy(
         adapted = load_peft(model, adapter_path(adapter_dir), trainable=False)
         model = adapted.merge() if deployment == "fused" else adapted
     elif deployment == "fused" and adapter_dir is not None:
-        adapted = load_adapted(model, adapter_dir)
-        model = adapted.merge() if hasattr(adapted, "merge") else adapted  # head-only: nothing to fold
+        adapted = load_adapter(model, adapter_dir)
+        model = adapted.merge()
         report = convert(model, rpu)
     else:
         report = convert(model, rpu)
         if adapter_dir is not None:
-            model = load_adapted(model, adapter_dir)
+            model = load_adapter(model, adapter_dir)
     _restore_calibration(model, adapter_dir)
     model.eval()
     label = name or (Path(adapter_dir).name if adapter_dir is not None else "base")

@@ -19,13 +19,20 @@ from analog_peft import models
 from analog_peft.convert import ConversionError, convert
 from analog_peft.deploy import adapter_pooling
 from analog_peft.finite import NonFiniteError
-from analog_peft.methods import AdapterError, AdapterFileError, GraspConfig, LoraConfig, attach, load_adapter
+from analog_peft.methods import (
+    AdapterError,
+    AdapterFileError,
+    GraspConfig,
+    HeadConfig,
+    LoraConfig,
+    attach,
+    load_adapter,
+)
 from analog_peft.methods.io import CHECKSUM_KEY, tensor_checksum
 from analog_peft.models import ModelNotFoundError, load_classifier
 from analog_peft.montecarlo.engine import EvalSet, MethodSpec, MonteCarloConfig, run_montecarlo, score
 from analog_peft.training.config import ConfigError, TrainConfig
 from analog_peft.training.evaluate import predict_labels
-from analog_peft.training.head_only import HeadOnlyModel, load_head_only
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACT = ROOT / "artifacts" / "sst2_minilm" / "grasp" / "adapter" / "best"
@@ -120,18 +127,18 @@ def test_committed_artifact_loads_and_its_digest_matches():
 
 
 def test_head_only_adapter_is_checksummed_and_checked(tiny_bert, tmp_path):
-    head = HeadOnlyModel(fresh(tiny_bert))
+    head = attach(fresh(tiny_bert), HeadConfig())
     d = head.save_adapter(tmp_path / "h")
     assert CHECKSUM_KEY in json.loads((d / "adapter_config.json").read_text())
-    load_head_only(fresh(tiny_bert), d)
+    load_adapter(fresh(tiny_bert), d)
     flip_data_byte(d / "adapter.safetensors")
     with pytest.raises(AdapterFileError, match="tensor checksum mismatch"):
-        load_head_only(fresh(tiny_bert), d)
+        load_adapter(fresh(tiny_bert), d)
     with torch.no_grad():
         head.model.classifier.weight[0, 0] = math.inf
     head.save_adapter(tmp_path / "h2")
     with pytest.raises(AdapterFileError, match=r"tensor 'classifier.weight' holds 1 non-finite value"):
-        load_head_only(fresh(tiny_bert), tmp_path / "h2")
+        load_adapter(fresh(tiny_bert), tmp_path / "h2")
 
 
 # -- base fingerprint digest -----------------------------------------------------------------------------

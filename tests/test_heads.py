@@ -17,9 +17,8 @@ from transformers import (
 
 from analog_peft.deploy import adapter_pooling, deploy
 from analog_peft.heads import HeadError, head_module_names, head_record
-from analog_peft.methods import AdapterFileError, GraspConfig, attach, load_adapter
+from analog_peft.methods import AdapterFileError, GraspConfig, HeadConfig, attach, load_adapter
 from analog_peft.models import load_classifier, load_tokenizer
-from analog_peft.training.head_only import HeadOnlyModel, load_head_only
 
 SENTENCES = ["a gripping , beautifully shot film", "dull"]
 
@@ -53,16 +52,16 @@ def test_minilm_auto_reads_the_checkpoint_mean_pooling_and_respects_padding(mini
     torch.testing.assert_close(pooled, (states * mask).sum(1) / mask.sum(1))
     alone = _classifier_input(model, _batch(tok, SENTENCES[1:]))[1]  # no padding for the short sentence
     torch.testing.assert_close(logits[1:], alone, atol=1e-5, rtol=1e-5)
-    assert HeadOnlyModel(model).trainable_summary()["trainable"] == 384 * 2 + 2
+    assert attach(model, HeadConfig()).trainable_summary()["trainable"] == 384 * 2 + 2
 
 
 def test_cls_pooling_trains_the_pooler_with_the_head(minilm_dir):
     model = load_classifier("minilm-l6", num_labels=2, pooling="cls")
     assert head_module_names(model) == ["classifier", "bert.pooler"]
-    head = HeadOnlyModel(model)
+    head = attach(model, HeadConfig())
     assert head.trainable_summary()["trainable"] == 384 * 2 + 2 + 384 * 384 + 384
     assert all(p.requires_grad for p in model.bert.pooler.parameters())
-    native = HeadOnlyModel(load_classifier("minilm-l6", num_labels=2, pooling="native"))
+    native = attach(load_classifier("minilm-l6", num_labels=2, pooling="native"), HeadConfig())
     assert native.trainable_summary()["trainable"] == 770  # the frozen pooler of adapters made before heads
 
 
@@ -123,9 +122,27 @@ def test_adapters_record_their_head_and_deploy_rebuilds_it(tiny_bert, tmp_path):
 
 
 def test_head_only_adapter_records_its_pooling(tiny_bert, tmp_path):
-    head = HeadOnlyModel(load_classifier(tiny_bert, 2, pooling="mean"))
+    head = attach(load_classifier(tiny_bert, 2, pooling="mean"), HeadConfig())
     out = head.save_adapter(tmp_path / "h")
     assert adapter_pooling(out) == "mean"
-    load_head_only(load_classifier(tiny_bert, 2, pooling="mean"), out)
+    load_adapter(load_classifier(tiny_bert, 2, pooling="mean"), out)
     with pytest.raises(AdapterFileError, match="pooling 'mean'"):
-        load_head_only(load_classifier(tiny_bert, 2, pooling="cls"), out)
+        load_adapter(load_classifier(tiny_bert, 2, pooling="cls"), out)
+
+
+def test_head_only_adapters_of_the_former_format_still_load(tiny_bert, tmp_path):
+    """``analog_peft.head/1`` (training/head_only.py, before head-only became a method) loads as method head."""
+    from analog_peft.methods.io import CHECKSUM_KEY
+
+    head = attach(load_classifier(tiny_bert, 2, pooling="native"), HeadConfig())
+    with torch.no_grad():
+        head.model.classifier.weight.add_(0.5)
+    out = head.save_adapter(tmp_path / "old")
+    saved = json.loads((out / "adapter_config.json").read_text())
+    old = {"method": "head", "head_modules": ["classifier"], "format": "analog_peft.head/1",
+           "fingerprint": {"model_type": "bert"}, CHECKSUM_KEY: saved[CHECKSUM_KEY]}
+    (out / "adapter_config.json").write_text(json.dumps(old))
+    assert adapter_pooling(out) == "native"
+    loaded = load_adapter(load_classifier(tiny_bert, 2, pooling="native"), out)
+    assert torch.equal(loaded.model.classifier.weight, head.model.classifier.weight)
+    assert loaded.trainable_summary()["adapter"] == 0

@@ -16,6 +16,7 @@ from analog_peft.methods import (
     BitFitConfig,
     FullConfig,
     GraspConfig,
+    HeadConfig,
     IA3Config,
     LoraConfig,
     ParaConfig,
@@ -34,6 +35,7 @@ CONFIGS = {
     "ia3": lambda: IA3Config(),
     "para": lambda: ParaConfig(),
     "full": lambda: FullConfig(),
+    "head": lambda: HeadConfig(),
 }
 MERGEABLE = ["grasp", "stochgrasp", "lora", "ia3"]
 L, D, F = 6, 384, 1536  # MiniLM-L6: blocks, hidden, FFN width

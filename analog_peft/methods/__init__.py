@@ -4,7 +4,7 @@
 >>> adapted.trainable_summary(); adapted.save_adapter("out/grasp")
 >>> adapted2 = load_adapter(fresh_model, "out/grasp"); merged = merge_adapter(adapted2)
 
-Methods (``METHODS``): grasp, stochgrasp, lora, bitfit, ia3, para, full.
+Methods (``METHODS``): grasp, stochgrasp, lora, bitfit, ia3, para, full, and head (the head-only baseline).
 """
 
 from analog_peft.methods.api import attach, load_adapter, merge_adapter
@@ -13,6 +13,7 @@ from analog_peft.methods.config import AdapterConfig, config_from_dict, register
 from analog_peft.methods.errors import AdapterError, AdapterFileError
 from analog_peft.methods.full import FullConfig, FullModel
 from analog_peft.methods.grasp import GraspConfig, GraspModel
+from analog_peft.methods.head import HeadConfig, HeadModel
 from analog_peft.methods.ia3 import IA3Config, IA3Model
 from analog_peft.methods.lora import LoraConfig, LoraModel
 from analog_peft.methods.model import AdaptedModel
@@ -33,6 +34,8 @@ __all__ = [
     "FullModel",
     "GraspConfig",
     "GraspModel",
+    "HeadConfig",
+    "HeadModel",
     "IA3Config",
     "IA3Model",
     "LoraConfig",

@@ -8,7 +8,6 @@
 from analog_peft.training.config import ConfigError, TrainConfig
 from analog_peft.training.evaluate import evaluate
 from analog_peft.training.generation import generate_texts
-from analog_peft.training.head_only import HeadOnlyModel
 from analog_peft.training.loop import TrainResult, train
 from analog_peft.training.noise import NoiseInjector
 from analog_peft.training.runlog import read_log
@@ -16,7 +15,6 @@ from analog_peft.training.setup import load_trained
 
 __all__ = [
     "ConfigError",
-    "HeadOnlyModel",
     "NoiseInjector",
     "TrainConfig",
     "TrainResult",

@@ -246,15 +246,13 @@ class TrainConfig:
         _check_types(self)
         if self.method == PEFT or self.peft_config:
             _check_peft(self)
-        elif self.method != HEAD_ONLY and self.method not in METHODS:
-            raise ConfigError(f"unknown method {self.method!r}; choose from {sorted(METHODS) + [HEAD_ONLY, PEFT]}")
-        elif self.method != HEAD_ONLY:
+        elif self.method not in METHODS:
+            raise ConfigError(f"unknown method {self.method!r}; choose from {sorted(METHODS) + [PEFT]}")
+        else:
             try:
                 config_from_dict({"method": self.method, **self.method_options})
             except Exception as exc:  # AdapterError / TypeError from unknown fields
                 raise ConfigError(f"method_options for {self.method!r}: {exc}") from exc
-        elif self.method_options.keys() - {"head_modules"}:
-            raise ConfigError("method 'head' accepts only the option 'head_modules'")
         if self.pooling not in POOLINGS:
             raise ConfigError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
         if self.rpu not in RPU_CHOICES:

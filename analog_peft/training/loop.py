@@ -19,6 +19,7 @@ import torch
 
 from analog_peft.calibration import load_calibration, save_calibration
 from analog_peft.heads import head_record
+from analog_peft.methods import load_adapter
 from analog_peft.training.checkpoint import (
     STATE_DIR,
     has_trainer_state,
@@ -119,7 +120,6 @@ def train(config: TrainConfig | dict | str | Path) -> TrainResult:
         attach_method,
         check_task_model,
         convert_base,
-        load_adapted,
         load_base,
         load_task_data,
         resolve_task,
@@ -158,7 +158,7 @@ def train(config: TrainConfig | dict | str | Path) -> TrainResult:
         calib = list(make_batches(data.train, config.batch_size, seed=config.seed, collate_fn=collate))[:4]
         calibrate_input_ranges(model, [{k: v for k, v in b.items() if k != "labels"} for b in calib])
         save_calibration(model, run_dir)
-    adapted = load_adapted(model, run_dir / STATE_DIR / "adapter") if resume else attach_method(model, config)
+    adapted = load_adapter(model, run_dir / STATE_DIR / "adapter") if resume else attach_method(model, config)
     adapted.to(device)
     if not resume and hasattr(adapted, "calibrate"):  # StochGRASP: derive σ_target on clean weights
         first = next(make_batches(data.train, config.batch_size, seed=config.seed, collate_fn=collate))
@@ -319,11 +319,11 @@ def _digital_metric(config: TrainConfig, run_dir: Path, task: Any, data: Any, to
         return {"value": best, "how": f"{config.base} base: its clean forward is the digital forward"}
     from analog_peft.deploy import adapter_pooling
     from analog_peft.training.evaluate import evaluate
-    from analog_peft.training.setup import load_adapted, load_base
+    from analog_peft.training.setup import load_base
 
     best = run_dir / "adapter" / "best"
     model = load_base(config, task, pooling=adapter_pooling(best))
-    adapted = load_adapted(model, best).to(config.device)
+    adapted = load_adapter(model, best).to(config.device)
     metrics = evaluate(adapted, task, data, tokenizer, batch_size=config.eval_batch_size,
                        generation=config.generation, max_length=config.max_length, device=config.device)
     return {"value": float(metrics[task.metric]), "how": "best adapter loaded on the digital base"}

@@ -149,26 +149,15 @@ def convert_base(model: nn.Module, config: TrainConfig) -> Any:
 
 
 def attach_method(model: nn.Module, config: TrainConfig) -> Any:
-    """Attach the configured adapter (or the head-only wrapper, or a Hugging Face PEFT method)."""
+    """Attach the configured adapter (any method, the head-only baseline included, or a Hugging Face PEFT one)."""
     from analog_peft.methods import attach, config_from_dict
-    from analog_peft.training.head_only import HeadOnlyModel
 
-    if config.method == HEAD_ONLY:
-        return HeadOnlyModel(model, config.method_options.get("head_modules"))
     if config.method == PEFT:
         from analog_peft.peft_bridge.adapter import attach_peft
 
         return attach_peft(model, config.peft_config, seed=config.seed)
     options = {"seed": config.seed, **config.method_options}
     return attach(model, config_from_dict({"method": config.method, **options}))
-
-
-def load_adapted(model: nn.Module, directory: str | Path) -> Any:
-    """Load a saved adapter folder (any method, or the head-only baseline) onto ``model``."""
-    from analog_peft.methods import load_adapter
-    from analog_peft.training.head_only import is_head_only, load_head_only
-
-    return load_head_only(model, directory) if is_head_only(directory) else load_adapter(model, directory)
 
 
 def load_trained(run_dir: str | Path, which: str = "best", device: str = "cpu") -> tuple[nn.Module, Any, TrainConfig]:
@@ -179,6 +168,7 @@ def load_trained(run_dir: str | Path, which: str = "best", device: str = "cpu") 
     No chip is programmed: the Monte Carlo engine does that.
     """
     from analog_peft.calibration import load_calibration
+    from analog_peft.methods import load_adapter
 
     run_dir = Path(run_dir)
     cfg_path = run_dir / "train_config.toml"
@@ -193,6 +183,6 @@ def load_trained(run_dir: str | Path, which: str = "best", device: str = "cpu") 
     model = load_base(config, resolve_task(config)[1], pooling=adapter_pooling(adapter_dir))
     convert_base(model, config)
     load_calibration(model, run_dir)
-    adapted = load_adapted(model, adapter_dir)
+    adapted = load_adapter(model, adapter_dir)
     adapted.to(device).eval()
     return model, adapted, config
