@@ -64,7 +64,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from analog_peft.demo import run_demo
 
     run_demo(args.out, model_name=args.model, device=args.device, n_chips=args.chips,
-             train_examples=args.train_examples, eval_examples=args.eval_examples, seed=args.seed)
+             train_examples=args.train_examples, eval_examples=args.eval_examples, seed=args.seed,
+             noise_eta=args.noise_eta)
     return 0
 
 
@@ -244,8 +245,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="minilm-l6")
     p.add_argument("--device", default="pcm", help="device model name (see `device_models.available()`)")
     p.add_argument("--chips", type=positive_int, default=3)
-    p.add_argument("--train-examples", type=positive_int, default=512)
-    p.add_argument("--eval-examples", type=positive_int, default=128)
+    p.add_argument("--train-examples", type=positive_int, default=1000)
+    p.add_argument("--eval-examples", type=positive_int, default=256)
+    p.add_argument("--noise-eta", type=float, default=0.0,
+                   help="relative-Gaussian base-weight noise in the training loop (0: none)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_cmd_demo)
 

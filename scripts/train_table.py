@@ -35,6 +35,7 @@ COMMON = {
     "eval_examples": 0,
     "log_every": 10,
     "num_threads": 1,
+    "progress": False,
 }
 PCM_1DAY = {"device": "pcm", "t": 86400.0}
 GAUSS_NOISE = {"mode": "device", "device": {"name": "gaussian", "eta": 0.005}}  # σ = 0.005·max|W| per layer
