@@ -40,7 +40,7 @@ def make_run(path: Path, methods=("grasp", "lora", "bitfit"), deployments=("peri
     path.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(rows).to_csv(path / "results.csv", index=False)
     manifest = {"run": "synthetic", "task": "sst2", "device": "pcm", "deployment": deployments[0],
-                "methods": list(methods), "n_chips": n_chips, "times": list(TIMES), "seed": 1234,
+                "methods": [{"name": m, "adapter": f"/adapters/{m}"} for m in methods], "n_chips": n_chips, "times": list(TIMES), "seed": 1234,
                 "versions": {"analog_peft": "0.1.0", "numpy": np.__version__}, **(manifest_extra or {})}
     (path / "manifest.json").write_text(json.dumps(manifest))
     return path
@@ -83,9 +83,23 @@ def test_report_tables_match_stats(tmp_path):
     assert summary["yield"].isna().all()  # no threshold anywhere
 
 
-def test_report_threshold_from_manifest_and_argument(tmp_path):
-    run = make_run(tmp_path / "run", manifest_extra={"threshold": 0.9})
-    R.write_report(run, formats=("md",), n_boot=N_BOOT)
+def test_report_lists_methods_in_the_run_order_the_engine_writes(tmp_path):
+    """The engine's manifest lists methods as {"name", "adapter"} (the report used to ignore them: alphabetical)."""
+    run = make_run(tmp_path / "run", methods=("alpha", "mid", "zeta"))
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest["methods"] = manifest["methods"][::-1]  # the run's order differs from the table's
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    summary, _ = R.build_tables(*R.load_run(run), n_boot=N_BOOT)
+    assert list(dict.fromkeys(summary["method"])) == ["zeta", "mid", "alpha"]
+    df, manifest = R.load_run(run)
+    df["method"] = df["method"].replace({"mid": "mid@1"})  # replicates of a method keep its place
+    df = pd.concat([df, df[df.method == "mid@1"].assign(method="mid@0")])
+    assert R._method_order(df, manifest) == ["zeta", "mid@1", "mid@0", "alpha"]
+
+
+def test_report_threshold_argument(tmp_path):
+    run = make_run(tmp_path / "run", manifest_extra={"threshold": 0.5})  # the engine writes none: ignored
+    R.write_report(run, formats=("md",), threshold=0.9, n_boot=N_BOOT)
     summary = pd.read_csv(run / "report" / "summary.csv")
     assert (summary["threshold"] == 0.9).all() and summary["yield"].between(0, 1).all()
     assert not (run / "report" / "report.html").exists()

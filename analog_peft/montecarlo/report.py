@@ -103,8 +103,12 @@ def _series_label(key: Any) -> str:
 
 
 def _method_order(df: pd.DataFrame, manifest: dict[str, Any]) -> list[str]:
+    """Methods in the order the run lists them (the engine writes ``{"name", "adapter"}`` entries; a method
+    with several training seeds appears as ``NAME@0``, ``NAME@1``, ...), then any others in table order."""
     present = list(pd.unique(stats.analog_rows(df)["method"]))
-    listed = [m for m in manifest.get("methods", []) if isinstance(m, str) and m in present]
+    names = [m.get("name") if isinstance(m, dict) else m for m in manifest.get("methods", [])]
+    listed = [p for n in names for p in present if p == n or str(p).startswith(f"{n}@")]
+    listed = list(dict.fromkeys(listed))
     return listed + [m for m in present if m not in listed]
 
 
@@ -131,18 +135,6 @@ def build_tables(
     summary = summary.drop(columns="_rank").reset_index(drop=True)
     paired = paired_tables(df, manifest, methods, [*cols[1:], "t"], n_boot, seed, data)
     return summary, paired
-
-
-def _resolve_threshold(
-    manifest: dict[str, Any], threshold: float | None, relative: float | None
-) -> tuple[float | None, float | None]:
-    if threshold is not None or relative is not None:
-        return threshold, relative
-    if manifest.get("threshold") is not None:
-        return float(manifest["threshold"]), None
-    if manifest.get("relative_threshold") is not None:
-        return None, float(manifest["relative_threshold"])
-    return None, None
 
 
 # --------------------------------------------------------------------------------------------------- plots
@@ -536,7 +528,6 @@ def write_report(
     df, manifest = load_run(run_dir)
     out = Path(out_dir) if out_dir is not None else Path(run_dir) / "report"
     out.mkdir(parents=True, exist_ok=True)
-    threshold, relative_threshold = _resolve_threshold(manifest, threshold, relative_threshold)
     data = _matching_examples(run_dir, df)
     summary, paired = build_tables(df, manifest, threshold, relative_threshold, n_boot=n_boot, seed=seed, data=data)
     opts = StatsOptions(threshold, relative_threshold, reference, target_ci_width, n_boot_hier, seed)
