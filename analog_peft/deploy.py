@@ -87,6 +87,16 @@ def _restore_calibration(model: nn.Module, adapter_dir: str | Path | None) -> No
         load_calibration(model, run)
 
 
+def _load_base(base_model: str, adapter_dir: str | Path | None, num_labels: int, head_seed: int,
+               causal: bool) -> nn.Module:
+    """The digital base: a causal LM, or a classifier whose head pools as the adapter records."""
+    if causal:
+        from analog_peft.models import load_causal_lm
+
+        return load_causal_lm(base_model)
+    return load_classifier(base_model, num_labels=num_labels, seed=head_seed, pooling=adapter_pooling(adapter_dir))
+
+
 @dataclass
 class Deployment:
     """A converted model ready to be programmed as chips, with what it was built from."""
@@ -106,14 +116,17 @@ def deploy(
     num_labels: int = 2,
     name: str | None = None,
     head_seed: int = 0,
+    causal: bool = False,
 ) -> Deployment:
     """Build the analog model of one method (``adapter_dir=None``: the bare base with its seeded head).
 
     The head pools as the adapter records (:func:`adapter_pooling`), so the trained model is rebuilt exactly.
+    ``causal=True`` builds a causal language model instead (generation, perplexity; ``num_labels`` unused):
+    its LM head stays digital (``convert``'s ``blocks`` selection; a tied head is never converted).
     """
     if deployment not in DEPLOYMENTS:
         raise ValueError(f"unknown deployment {deployment!r}; choose one of {DEPLOYMENTS}")
-    model = load_classifier(base_model, num_labels=num_labels, seed=head_seed, pooling=adapter_pooling(adapter_dir))
+    model = _load_base(base_model, adapter_dir, num_labels, head_seed, causal)
     if adapter_dir is not None and _is_peft(adapter_dir):
         from analog_peft.peft_bridge.adapter import load_peft
 

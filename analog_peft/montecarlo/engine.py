@@ -42,6 +42,14 @@ from analog_peft.devicecheck import warn_if_layer_mapped
 from analog_peft.finite import check_finite_logits
 from analog_peft.models import load_tokenizer
 from analog_peft.montecarlo import examples as ex
+from analog_peft.montecarlo.decoder_config import (
+    decoder_data_label,
+    normalized_decoder_fields,
+    validate_classifier_options,
+    validate_decoder,
+)
+from analog_peft.montecarlo.decoders import assemble_outputs, manifest_kind
+from analog_peft.montecarlo.evaluators import Evaluator, is_decoder_task, make_evaluator, stack_arrays
 from analog_peft.montecarlo.files import RunDirLocked, atomic_write, lock_run_dir, read_results_csv
 from analog_peft.montecarlo.stats import format_time, replicate_of
 from analog_peft.platform_info import platform_info
@@ -80,7 +88,8 @@ TARGET_SCOPES = ("chips", "all")
 #: fields hashed only when they differ from these values, so run directories made before they existed keep
 #: their configuration hash
 HASHED_UNLESS = {"torch_device": "cpu", "eval_file": None, "text_column": "", "text_pair_column": "",
-                 "label_column": "", "task_type": "", "labels": [], "data_name": ""}
+                 "label_column": "", "task_type": "", "labels": [], "data_name": "", "metrics": [],
+                 "max_new_tokens": 64, "num_beams": 1}
 MANIFEST = "manifest.json"
 
 __all__ = ["MethodSpec", "MonteCarloConfig", "RunDirLocked", "RunDirMismatch", "collect", "config_differences",
@@ -146,12 +155,23 @@ class MonteCarloConfig:
     target_pair: list[str] = field(default_factory=list)
     target_metric: str = ""
     target_scope: str = "chips"
+    #: decoder tasks (``e2e``: generation, ``lm``: perplexity; see :mod:`.decoders`): the metrics to report
+    #: (default: all of the task's), and the decoding of ``e2e`` (greedy when ``num_beams`` is 1)
+    metrics: list[str] = field(default_factory=list)
+    max_new_tokens: int = 64
+    num_beams: int = 1
 
     def __post_init__(self) -> None:
         self.methods = [m if isinstance(m, MethodSpec) else MethodSpec(**m) for m in self.methods]
         self.times = [float(t) for t in self.times]
         self.labels = list(self.labels)
         self.target_pair = list(self.target_pair)
+        self.metrics = [self.metrics] if isinstance(self.metrics, str) else list(self.metrics)
+
+    @property
+    def decoder(self) -> bool:
+        """Whether the task is scored on a causal LM (``e2e``, ``lm``)."""
+        return is_decoder_task(self.task)
 
     def data_options(self) -> DataOptions:
         """The data fields as :class:`~analog_peft.tasks.DataOptions`."""
@@ -165,11 +185,15 @@ class MonteCarloConfig:
         return resolve_task(self.data_options(), self.split, data_dir=self.data_dir)
 
     def head_outputs(self) -> int:
-        """``num_labels``, or the task's when unset (see :meth:`normalized`)."""
+        """``num_labels``, or the task's when unset (see :meth:`normalized`; 0 for decoder tasks)."""
+        if self.decoder:
+            return 0
         return self.num_labels if self.num_labels is not None else self.task_spec().num_labels
 
     def data_label(self) -> str:
         """The data's name in the table's ``task`` column and the report title (the task name for GLUE)."""
+        if self.decoder:
+            return decoder_data_label(self)
         return task_data_name(self.data_options(), get_task(self.task))
 
     def validate(self) -> None:
@@ -200,10 +224,12 @@ class MonteCarloConfig:
         for t in self.times:
             if t > 0:
                 dm.check_time(t)
+        if self.decoder:
+            validate_decoder(self)
+            resolve_rpu(self.rpu)
+            return
+        validate_classifier_options(self)
         spec = get_task(self.task)
-        if spec.kind == "generation":
-            raise ValueError(f"task {self.task!r} generates text; the engine scores classifiers and regressors "
-                             "(GLUE tasks or task = \"custom\")")
         check_options(self.data_options())
         if spec.name == CUSTOM and not self.eval_file:
             raise DataError("task 'custom' reads your own file: set --eval-file (eval_file) to a CSV, TSV, "
@@ -242,6 +268,8 @@ class MonteCarloConfig:
         read from ``eval_file`` and recorded).
         """
         data = self.to_dict()
+        if self.decoder:
+            return MonteCarloConfig.from_dict(normalized_decoder_fields(data))
         if self.eval_file:
             data["eval_file"], data["data_dir"] = str(Path(self.eval_file).expanduser().resolve()), None
         else:
@@ -405,13 +433,13 @@ class _Worker:
         if threads:
             torch.set_num_threads(threads)
         self.config = config
-        self.eval_set = load_eval_set(config)
+        self.evaluator = make_evaluator(config)
         self.deployments: list[tuple[Deployment, ChipProgrammer]] = []
         #: for each deployment, the earlier one whose chips it copies (``None``: it programs its own)
         self.leaders: list[ChipProgrammer | None] = []
         for m in config.methods:
             dep = deploy(config.base_model, m.adapter, config.deployment, config.rpu, config.head_outputs(),
-                         name=m.name)
+                         name=m.name, causal=config.decoder)
             dep.model.to(config.torch_device)
             chips = ChipProgrammer(dep.model, config.device, seed=config.seed, compensate_drift=config.compensate_drift,
                                    keep_state=config.keep_chip_state)
@@ -425,7 +453,7 @@ class _Worker:
 
     def chip_result(self, chip: int) -> tuple[list[dict[str, Any]], dict[str, np.ndarray]]:
         """Every method on chip ``chip`` at every time point: the rows and the per-example arrays
-        (``pred``, ``loss`` of shape ``(methods, times, examples)``, ``methods``, ``times``).
+        (the evaluator's, e.g. ``pred``, ``loss``, of shape ``(methods, times, examples)``; ``methods``, ``times``).
 
         Methods deployed in the periphery of the same base share the chip: it is programmed and drifted
         once (by the first of them) and copied into the others' tiles (bit-identical, see
@@ -434,14 +462,11 @@ class _Worker:
         c = self.config
         device_name = device_models.get(c.device).name
         rows: list[list[dict[str, Any]]] = [[] for _ in self.deployments]
-        n_examples, regression = len(self.eval_set.labels), self.eval_set.regression
-        shape = (len(self.deployments), len(c.times), n_examples)
-        pred = np.zeros(shape, ex.pred_dtype(regression))
-        loss = np.zeros(shape, np.float16)
+        per_example: list[list[dict[str, np.ndarray]]] = [[] for _ in self.deployments]
         for (_, chips), leader in zip(self.deployments, self.leaders, strict=True):
             if leader is None:
                 chips.program(chip)
-        for k, t in enumerate(c.times):
+        for t in c.times:
             for i, ((dep, chips), leader) in enumerate(zip(self.deployments, self.leaders, strict=True)):
                 if leader is None:
                     chips.drift(t)
@@ -449,12 +474,13 @@ class _Worker:
                     chips.copy_from(leader)
                 when = format_time(t) if t > 0 else "0s"
                 where = f"method {dep.name!r} on chip {chip} at t = {when} ({device_name})"
-                metrics, pred[i, k], loss[i, k] = score_examples(dep.model, self.eval_set, chips, where)
+                metrics, arrays = self.evaluator.evaluate(dep.model, chips, where)
+                per_example[i].append(arrays)
                 for metric, value in metrics.items():
                     rows[i].append(_row(c, dep.name, device_name, chip, t, metric, value))
         for _, chips in self.deployments:
             chips.reset()
-        arrays = {"pred": pred, "loss": loss, "methods": np.array([d.name for d, _ in self.deployments]),
+        arrays = {**stack_arrays(per_example), "methods": np.array([d.name for d, _ in self.deployments]),
                   "times": np.asarray(c.times, dtype=float)}
         return [row for method_rows in rows for row in method_rows], arrays
 
@@ -506,14 +532,14 @@ def run_montecarlo(
     config.validate()
     out = Path(out_dir)
     with lock_run_dir(out):
-        eval_set = load_eval_set(config)
-        manifest, fresh = _checked_manifest(out, config, eval_set)
-        digital = None if (out / "digital.csv").exists() else _digital_rows(config, eval_set)
+        evaluator = make_evaluator(config)
+        manifest, fresh = _checked_manifest(out, config, evaluator)
+        digital = None if (out / "digital.csv").exists() else _digital_rows(config, evaluator)
         if fresh or manifest.get("n_chips") != config.n_chips:
             _write_manifest(out, manifest, config)
         (out / "chips").mkdir(exist_ok=True)
         if digital is not None:
-            _write_digital(out, eval_set, *digital)
+            _write_digital(out, evaluator, *digital)
         pending = [k for k in range(config.n_chips) if not _chip_path(out, k).exists()]
         if stop_after is not None:
             pending = pending[:stop_after]
@@ -526,10 +552,9 @@ def run_montecarlo(
         return collect(out, config.n_chips)
 
 
-def _write_digital(out: Path, eval_set: EvalSet, rows: list[dict[str, Any]], arrays: dict[str, np.ndarray]) -> None:
+def _write_digital(out: Path, evaluator: Evaluator, rows: list[dict[str, Any]], arrays: dict[str, np.ndarray]) -> None:
     """``examples.csv`` and ``digital.npz``, then ``digital.csv`` (the marker that the digital scores are done)."""
-    ex.write_examples_csv(out, eval_set.index or range(len(eval_set.labels)), eval_set.labels,
-                          eval_set.texts or [""] * len(eval_set.labels), eval_set.pairs)
+    evaluator.write_examples(out)
     atomic_write(out / ex.DIGITAL_FILE, ex.encode_arrays(**arrays))
     _write_csv(out / "digital.csv", rows)
 
@@ -557,6 +582,10 @@ def collect(out_dir: str | Path, n_chips: int | None = None) -> pd.DataFrame:
 def _collect_examples(out: Path, chips: list[int]) -> None:
     """``per_example.npz`` of ``chips`` (labels from ``examples.csv``; nothing without it: an older run)."""
     table = out / ex.EXAMPLES_CSV
+    if manifest_kind(out) is not None:
+        (out / ex.PER_EXAMPLE_FILE).unlink(missing_ok=True)
+        assemble_outputs(out, chips)
+        return
     if not table.is_file():
         (out / ex.PER_EXAMPLE_FILE).unlink(missing_ok=True)
         return
@@ -616,21 +645,21 @@ def _execute_ray(config: MonteCarloConfig, chips: Sequence[int]) -> Iterator[tup
         yield ray.get(done[0])
 
 
-def _digital_rows(config: MonteCarloConfig, eval_set: EvalSet) -> tuple[list[dict[str, Any]], dict[str, np.ndarray]]:
-    """Each method's digital rows and per-example arrays (``pred``, ``loss`` of shape ``(methods, examples)``)."""
-    rows, preds, losses = [], [], []
+def _digital_rows(config: MonteCarloConfig, evaluator: Evaluator) -> tuple[list[dict[str, Any]], dict[str, np.ndarray]]:
+    """Each method's digital rows and per-example arrays (e.g. ``pred``, ``loss`` of shape ``(methods, examples)``)."""
+    rows, per_method = [], []
     for m in config.methods:
-        dep = deploy(config.base_model, m.adapter, config.deployment, "ideal", config.head_outputs(), name=m.name)
+        dep = deploy(config.base_model, m.adapter, config.deployment, "ideal", config.head_outputs(), name=m.name,
+                     causal=config.decoder)
         dep.model.to(config.torch_device)
-        metrics, pred, loss = score_examples(dep.model, eval_set, where=f"method {m.name!r} on the digital base")
-        preds.append(pred)
-        losses.append(loss)
+        metrics, arrays = evaluator.evaluate(dep.model, where=f"method {m.name!r} on the digital base")
+        per_method.append(arrays)
         for metric, value in metrics.items():
             rows.append(_row(config, m.name, "digital", -1, 0.0, metric, value))
-    return rows, {"pred": np.stack(preds), "loss": np.stack(losses)}
+    return rows, {k: np.stack([a[k] for a in per_method]) for k in per_method[0]}
 
 
-def _checked_manifest(out: Path, config: MonteCarloConfig, eval_set: EvalSet) -> tuple[dict[str, Any], bool]:
+def _checked_manifest(out: Path, config: MonteCarloConfig, eval_set: Evaluator) -> tuple[dict[str, Any], bool]:
     """``(manifest, fresh)``: the stored one if it matches ``config`` (else ``RunDirMismatch``), or a new one.
 
     A stored manifest with no results beside it (no ``digital.csv``, no chip file) binds nothing and is
@@ -653,7 +682,7 @@ def _checked_manifest(out: Path, config: MonteCarloConfig, eval_set: EvalSet) ->
     if old.get("eval_set_sha256") != eval_set.sha256:
         raise RunDirMismatch(
             f"{out} holds results of a different evaluation set ({old.get('eval_set_size')} examples, sha256 "
-            f"{str(old.get('eval_set_sha256'))[:12]} → {len(eval_set.labels)}, {eval_set.sha256[:12]}): the data "
+            f"{str(old.get('eval_set_sha256'))[:12]} → {eval_set.size}, {eval_set.sha256[:12]}): the data "
             "changed. Use a new --out directory, or restore the original data."
         )
     changed = [name for name, digest in adapter_digests(config).items()
@@ -677,13 +706,13 @@ def _stored_fields(manifest: dict[str, Any], path: Path) -> dict[str, Any]:
             from err
 
 
-def _new_manifest(config: MonteCarloConfig, eval_set: EvalSet) -> dict[str, Any]:
+def _new_manifest(config: MonteCarloConfig, eval_set: Evaluator) -> dict[str, Any]:
     return {
         **config.to_dict(),
         "config": config.to_dict(),
         "config_hash": config.digest(),
         "eval_set_sha256": eval_set.sha256,
-        "eval_set_size": len(eval_set.labels),
+        "eval_set_size": eval_set.size,
         "data": eval_set.record,
         "adapter_sha256": adapter_digests(config),
         "device_model": device_models.get(config.device).to_dict(),
