@@ -147,7 +147,10 @@ def _data_config(path: str) -> dict:
     if data.get("hf_dataset"):
         raise ValueError(f"--data-config {file}: its data is the hub dataset {data['hf_dataset']!r}, and the Monte "
                          "Carlo engine reads local files; save the split to a file and pass --eval-file")
-    return {field: data[key] for key, field in _DATA_CONFIG_KEYS.items() if data.get(key) not in (None, "", [], 0)}
+    fields = {field: data[key] for key, field in _DATA_CONFIG_KEYS.items() if data.get(key) not in (None, "", [], 0)}
+    generation = data.get("generation") if isinstance(data.get("generation"), dict) else {}
+    fields.update({k: int(generation[k]) for k in ("max_new_tokens", "num_beams") if k in generation})
+    return fields
 
 
 def _data_fields(args: argparse.Namespace) -> dict:
@@ -157,6 +160,18 @@ def _data_fields(args: argparse.Namespace) -> dict:
         value = getattr(args, name, None)
         if value is not None:
             fields[name] = value
+    return fields
+
+
+def _decoder_fields(args: argparse.Namespace) -> dict:
+    """``--metric``, ``--max-new-tokens``, ``--num-beams`` (decoder tasks) as Monte Carlo config fields."""
+    fields: dict = {}
+    if args.metric:
+        fields["metrics"] = [m.strip() for m in args.metric.split(",") if m.strip()]
+    if args.max_new_tokens is not None:
+        fields["max_new_tokens"] = args.max_new_tokens
+    if args.num_beams is not None:
+        fields["num_beams"] = args.num_beams
     return fields
 
 
@@ -170,7 +185,7 @@ def _cmd_montecarlo(args: argparse.Namespace) -> int:
     config = MonteCarloConfig(
         methods=_parse_methods(args.method),
         base_model=args.base,
-        **_data_fields(args),
+        **{**_data_fields(args), **_decoder_fields(args)},
         max_examples=args.max_examples,
         device=device,
         rpu=args.rpu,
@@ -267,14 +282,21 @@ def build_parser() -> argparse.ArgumentParser:
                    "repeat for several methods; NAME=DIR0,DIR1,... for several training seeds (deployed as "
                    "NAME@0, NAME@1, ... on the same chips)")
     p.add_argument("--base", default="minilm-l6", help="base model the adapters were trained on")
-    p.add_argument("--task", default=None, help="a GLUE task (default sst2) or custom (with --eval-file)")
+    p.add_argument("--task", default=None,
+                   help="a GLUE task (default sst2), custom (with --eval-file), e2e (generation) or lm (perplexity "
+                        "of --eval-file, one text per line, or of the E2E references)")
+    p.add_argument("--metric", default=None, metavar="M1,M2",
+                   help="decoder tasks: metrics to report (e2e: BLEU,NIST,METEOR,ROUGE_L,CIDEr; lm: nll,perplexity)")
+    p.add_argument("--max-new-tokens", type=positive_int, default=None, help="e2e: tokens generated at most (64)")
+    p.add_argument("--num-beams", type=positive_int, default=None, help="e2e: beam width (1 = greedy)")
     p.add_argument("--split", default=None, help="evaluation split (default dev; MNLI: dev_matched, dev_mismatched)")
     p.add_argument("--max-examples", type=positive_int, default=None, help="subsample the eval set (seeded)")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--data-config", default=None, metavar="TOML",
                    help="read the data options (task, eval_file, columns, labels, ...) from a training config "
                         "TOML or a training run directory's train_config.toml; the flags below override it")
-    p.add_argument("--eval-file", default=None, help="your own evaluation file (CSV, TSV, JSON Lines, Parquet)")
+    p.add_argument("--eval-file", default=None,
+                   help="your own evaluation file (CSV, TSV, JSON Lines, Parquet; --task lm: a text file)")
     p.add_argument("--text-column", default=None)
     p.add_argument("--text-pair-column", default=None, help="second text of sentence pairs")
     p.add_argument("--label-column", default=None)

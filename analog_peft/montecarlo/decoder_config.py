@@ -19,6 +19,9 @@ if TYPE_CHECKING:
 #: the data-layout fields of classification data, meaningless for a decoder task
 _CLASSIFIER_FIELDS = ("text_column", "text_pair_column", "label_column", "task_type", "labels")
 
+#: model types without a causal LM (encoders), for configs that name no architecture
+_ENCODERS = {"bert", "roberta", "distilbert", "albert", "electra", "deberta", "deberta-v2", "xlm-roberta", "mpnet"}
+
 __all__ = ["decoder_data_label", "normalized_decoder_fields", "validate_classifier_options", "validate_decoder"]
 
 
@@ -70,6 +73,8 @@ def check_causal_lm(name: str, task: str) -> None:
         raise ValueError(f"base model {name!r} has no readable config ({err}); pass a causal LM") from None
     archs = list(getattr(hf, "architectures", None) or [])
     causal = any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in archs) or getattr(hf, "is_decoder", False)
+    if not archs:  # GGUF configs name no architecture: judge by the model type
+        causal = hf.model_type not in _ENCODERS
     if not causal or getattr(hf, "is_encoder_decoder", False):
         raise ValueError(f"task {task!r} runs on a decoder-only causal LM; base {name!r} is "
                          f"{', '.join(archs) or hf.model_type}: use --base smollm2-135m, gpt2 or another causal LM")
