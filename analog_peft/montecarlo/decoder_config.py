@@ -94,7 +94,8 @@ def normalized_decoder_fields(data: dict[str, Any]) -> dict[str, Any]:
         data["data_dir"] = _effective_data_dir(GENERATION_TASK, data["split"], data.get("data_dir"))
     data["num_labels"] = 0
     order = E2E_METRICS if task_kind(data["task"]) == "generation" else LM_METRICS
-    data["metrics"] = [m for m in order if m in set(data.get("metrics") or [])]
+    given = list(data.get("metrics") or [])
+    data["metrics"] = [m for m in order if m in given] + [m for m in given if m not in order]  # unknown: refused
     data["methods"] = [{**m, "adapter": None if m["adapter"] is None else normalize_adapter(m["adapter"])}
                        for m in data["methods"]]
     return data
