@@ -17,6 +17,8 @@ equal aihwkit's up to float summation order (``tests/test_analog_linear.py``).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 import torch
 import torch.nn.functional as F
 from aihwkit.nn import AnalogLinear as _AihwkitAnalogLinear
@@ -26,6 +28,8 @@ from aihwkit.simulator.tiles.inference_torch import TorchInferenceTile
 from torch import Tensor
 
 _Source = tuple[Tensor, int, int]  # (view keeping the storage alive, data_ptr, version)
+#: ``(transform, tensors)``: ``transform(W_eff, bias) -> (W, bias)`` folded into the cache, rebuilt when a tensor changes
+Fold = tuple[Callable[[Tensor, "Tensor | None"], tuple[Tensor, "Tensor | None"]], Sequence[Tensor | None]]
 
 
 class AnalogLinear(_AihwkitAnalogLinear):
@@ -58,12 +62,18 @@ class AnalogLinear(_AihwkitAnalogLinear):
 
     @torch.no_grad()
     def effective_weight(self, grid: list[tuple[tuple[slice, slice], TorchInferenceTile]] | None = None,
-                         ) -> tuple[Tensor, Tensor | None]:
-        """``(W_eff, bias)``: the layer's exact inference map at the tiles' current state (cached)."""
+                         fold: Fold | None = None) -> tuple[Tensor, Tensor | None]:
+        """``(W_eff, bias)``: the layer's exact inference map at the tiles' current state (cached).
+
+        ``fold = (transform, tensors)`` caches ``transform(W_eff, bias)`` instead — a periphery adapter folded
+        into each chip's effective weights (``AdapterLayer``); it is rebuilt when the tiles or any of
+        ``tensors`` (the adapter's state) change, and ``W_eff`` itself is not kept.
+        """
         grid = grid if grid is not None else self._grid()
-        sources = self._sources(grid)
+        transform, extra = fold if fold is not None else (None, ())
+        sources = [*self._sources(grid), *extra]
         cache = self.__dict__.get("_fast_cache")
-        if cache is not None and _same(cache[0], sources):
+        if cache is not None and cache[3] == _key(transform) and _same(cache[0], sources):
             return cache[1], cache[2]
         self.drop_fast_cache()  # free the old W_eff before building the new one
         first = grid[0][1].tile.weight
@@ -76,7 +86,9 @@ class AnalogLinear(_AihwkitAnalogLinear):
                 block.mul_(scale.view(-1, 1))
         bias = self._bias()
         bias = bias.detach() if bias is not None else None
-        self.__dict__["_fast_cache"] = (_remember(sources), weight, bias)
+        if transform is not None:
+            weight, bias = transform(weight, bias)
+        self.__dict__["_fast_cache"] = (_remember(sources), weight, bias, _key(transform))
         return weight, bias
 
     # -- internals -------------------------------------------------------------------------------
@@ -135,6 +147,14 @@ def _column_scale(tile: TorchInferenceTile) -> Tensor | None:
             part = part.detach().reshape(-1)
             scale = part if scale is None else scale * part
     return scale
+
+
+def _key(transform: object) -> int | None:
+    """Which fold a cache entry holds (the bound method's owner and function), None for the bare map."""
+    if transform is None:
+        return None
+    owner = getattr(transform, "__self__", None)
+    return hash((id(owner), getattr(transform, "__func__", transform)))
 
 
 def _same(cached: list[_Source | None], tensors: list[Tensor | None]) -> bool:

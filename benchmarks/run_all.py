@@ -17,12 +17,17 @@ SUITES: list[tuple[str, list[str]]] = [
     ("bench_montecarlo.py", ["--n", "64", "--chips", "1", "--times", "1,86400,31536000", "--repeats", "3"]),
     ("bench_montecarlo.py", ["--n", "872", "--chips", "1", "--times", "1,86400,31536000", "--out", "montecarlo_n872",
                              "--repeats", "3"]),
+    ("bench_adapter_forward.py", ["--n", "256", "--repeats", "5"]),
     ("bench_training.py", ["--steps", "5"]),
+    ("bench_generation.py", ["--n", "100", "--max-new-tokens", "40", "--chips", "2", "--repeats", "3"]),
 ]
 QUICK: list[tuple[str, list[str]]] = [
     ("bench_programming.py", ["--layers", "1", "--repeats", "1", "--times", "1,86400"]),
     ("bench_montecarlo.py", ["--n", "16", "--chips", "1", "--times", "1,86400"]),
+    ("bench_adapter_forward.py", ["--n", "16", "--repeats", "1", "--methods", "grasp"]),
     ("bench_training.py", ["--steps", "2"]),
+    ("bench_generation.py", ["--n", "8", "--max-new-tokens", "8", "--chips", "1", "--repeats", "1",
+                             "--out", "generation_quick"]),
 ]
 
 

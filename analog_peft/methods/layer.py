@@ -5,6 +5,7 @@ from __future__ import annotations
 import zlib
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from analog_peft.methods.config import AdapterConfig
@@ -44,7 +45,31 @@ class AdapterLayer(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if not self.adapter_enabled:
             return self.base_layer(x)
+        folded = self._folded()
+        if folded is not None:
+            return F.linear(x, *folded)
         return self.adapted_forward(x)
+
+    # -- inference fast path: the adapter folded into each chip's effective weights ---------------------
+    def foldable_now(self) -> bool:
+        """Whether this forward equals ``F.linear(x, *merged_weight(W, b))`` (stochastic layers: only at a
+        fixed modulation). Methods without :meth:`merged_weight` never fold."""
+        return type(self).merged_weight is not AdapterLayer.merged_weight
+
+    def fold_sources(self) -> list[Tensor]:
+        """Every tensor the folded map depends on besides the tiles (the adapter's parameters and buffers)."""
+        return [t for n, t in (*self.named_parameters(), *self.named_buffers()) if not n.startswith("base_layer.")]
+
+    def _folded(self) -> tuple[Tensor, Tensor | None] | None:
+        """The folded ``(W, b)`` when the base is an analog layer on its exact fast path in inference, else None."""
+        from analog_peft.analog_linear import AnalogLinear
+
+        base = self.base_layer
+        if self.training or torch.is_grad_enabled() or not isinstance(base, AnalogLinear):
+            return None
+        if not (self.foldable_now() and base.fast_path_supported()):
+            return None
+        return base.effective_weight(fold=(self.merged_weight, self.fold_sources()))
 
     def adapted_forward(self, x: Tensor) -> Tensor:
         raise NotImplementedError

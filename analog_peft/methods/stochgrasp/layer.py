@@ -67,6 +67,12 @@ class StochGraspLayer(GraspLayer):
         eps = torch.randn(2, self.k, device=self.gamma.device, dtype=self.gamma.dtype)
         return self.gamma + self.sigma_gamma * eps[0], self.beta + self.sigma_beta * eps[1]
 
+    def foldable_now(self) -> bool:
+        return self._chip_sample is not None or not self.is_sampling()  # a fixed (γ, β): foldable
+
+    def fold_sources(self) -> list[Tensor]:
+        return [*super().fold_sources(), *(self._chip_sample or ())]
+
     def deployed_modulation(self) -> tuple[Tensor, Tensor]:
         return self._chip_sample if self._chip_sample is not None else (self.gamma, self.beta)
 
