@@ -22,8 +22,7 @@ from analog_peft.chips import ChipProgrammer
 from analog_peft.convert import convert
 from analog_peft.models import load_classifier, load_tokenizer
 from analog_peft.tasks import load_split
-
-DAY = 86400.0
+from device_models.units import DAY
 
 
 def output_error(reference: torch.Tensor, output: torch.Tensor) -> float:

@@ -11,8 +11,8 @@ from device_models import portable
 from device_models.base import DeviceModelError, randn
 from device_models.conductance import ConductanceModel, _check_finite, polyval
 from device_models.registry import register
+from device_models.units import DAY
 
-DAY = 86400.0
 _INV_LN10 = 0.4342944819032518  # log10(x) = ln(x) / ln(10)
 
 #: Wan et al. 2022 deviation-std polynomials (µS at g_max = 40 µS, ascending powers of g/g_max) per time.

@@ -47,6 +47,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from device_models import units
+
 __all__ = [
     "TIME_UNITS",
     "analog_rows",
@@ -73,13 +75,13 @@ __all__ = [
 
 # [choice] a month is 30 days and a year 365 days; ``format_time`` tolerates 2 % so 1/12 year is also "1mo".
 TIME_UNITS: dict[str, float] = {
-    "y": 365 * 86400.0,
-    "mo": 30 * 86400.0,
-    "w": 7 * 86400.0,
-    "d": 86400.0,
-    "h": 3600.0,
-    "min": 60.0,
-    "s": 1.0,
+    "y": units.YEAR,
+    "mo": units.MONTH,
+    "w": units.WEEK,
+    "d": units.DAY,
+    "h": units.HOUR,
+    "min": units.MINUTE,
+    "s": units.SECOND,
 }
 _TIME_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*([a-z]*)\s*$", re.IGNORECASE)
 _UNIT_ALIASES = {"": "s", "sec": "s", "m": "min", "hr": "h", "day": "d", "wk": "w", "month": "mo", "yr": "y"}
