@@ -57,6 +57,9 @@ def validate_decoder(config: MonteCarloConfig) -> None:
                         "--eval-file FILE (perplexity, one text per line)")
     if config.target_ci_width is not None and config.target_metric == "" and kind == "lm":
         raise ValueError("the sequential mode on task lm needs --target-metric nll or perplexity")
+    if config.target_ci_width is not None and config.target_scope != "chips":
+        raise ValueError("decoder studies keep no per-example scores for the all-sources CI: use --target-scope "
+                         "chips")
     check_causal_lm(config.base_model, config.task)
 
 

@@ -28,7 +28,7 @@ from matplotlib.figure import Figure
 from . import stats
 from .examples import PerExample, load_per_example
 from .files import atomic_write, read_results_csv
-from .report_decoders import decoder_sections
+from .report_decoders import decoder_sections, decoder_statistics_note
 from .report_tables import Section, StatsOptions, build_sections, paired_tables
 
 __all__ = [
@@ -533,7 +533,7 @@ def write_report(
     summary, paired = build_tables(df, manifest, threshold, relative_threshold, n_boot=n_boot, seed=seed, data=data)
     opts = StatsOptions(threshold, relative_threshold, reference, target_ci_width, n_boot_hier, seed)
     sections, extra = build_sections(df, summary, paired, manifest, data, opts, run_dir)
-    sections = decoder_sections(run_dir, df, manifest) + sections
+    sections = decoder_sections(run_dir, df, manifest) + decoder_statistics_note(run_dir, sections)
     figures = make_figures(df, summary, paired) if figures else []
     files = ReportFiles(out_dir=out)
 

@@ -96,3 +96,17 @@ def decoder_sections(run_dir: str | Path, df: pd.DataFrame, manifest: dict[str, 
                 "there differs from the digital output (the first ones in length order). All generations: "
                 f"`{OUTPUTS_FILE}` (`text[method, chip, time, example]`, `digital_text`)."], table))
     return sections
+
+
+def decoder_statistics_note(run_dir: str | Path, sections: list[Section]) -> list[Section]:
+    """``sections`` with the 'Statistics used' text of a decoder run (corpus metrics: chip-level by design)."""
+    from .decoders import manifest_kind
+
+    if manifest_kind(Path(run_dir)) is None:
+        return sections
+    note = Section("Statistics used", [
+        "**Chip-level statistics.** BLEU, NIST, METEOR, ROUGE-L and CIDEr are corpus metrics and perplexity is "
+        "a token-weighted mean, so the CIs resample chips only (the sampling error of the MRs or texts is not "
+        "included); the generations and per-text losses are kept in `outputs.npz` for any resampling of your "
+        "own."])
+    return [note if s.title == "Statistics used" else s for s in sections]
