@@ -20,10 +20,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from analog_peft.platform_info import cpu_name  # noqa: E402
-from analog_peft.tasks import resolve_data_dir  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
-SST2_DEV = resolve_data_dir() / "glue" / "SST-2" / "dev.tsv"  # $ANALOG_PEFT_DATA, else ../shared/datasets
 
 
 def machine() -> dict[str, Any]:
@@ -96,6 +94,7 @@ def run_child(args: Sequence[str]) -> dict[str, Any]:
 
 
 def sst2_sentences(n: int) -> list[str]:
-    """The first ``n`` sentences of SST-2's dev split."""
-    lines = SST2_DEV.read_text().splitlines()[1 : n + 1]
-    return [line.split("\t")[0] for line in lines]
+    """The first ``n`` sentences of SST-2's dev split (read by the package's GLUE reader and data resolution)."""
+    from analog_peft.tasks import load_split
+
+    return list(load_split("sst2", "dev").texts[:n])
