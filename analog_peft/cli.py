@@ -15,7 +15,8 @@ PROG = "analog-peft"
 #: Exit status of every usage / validation error (as argparse's own).
 USAGE_ERROR = 2
 #: Package exceptions outside ``ValueError`` that are user errors: ``(module, class name)``.
-_USER_ERRORS = (("analog_peft.montecarlo.engine", "RunDirMismatch"), ("analog_peft.montecarlo.files", "RunDirLocked"))
+_USER_ERRORS = (("analog_peft.montecarlo.engine", "RunDirMismatch"), ("analog_peft.montecarlo.files", "RunDirLocked"),
+                ("analog_peft.montecarlo.ray_executor", "RayMissing"))
 
 
 class _Parser(argparse.ArgumentParser):
@@ -325,12 +326,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=positive_int, default=64)
     p.add_argument("--no-drift-compensation", action="store_true")
-    p.add_argument("--workers", type=positive_int, default=1, help="local worker processes (>= 1)")
+    p.add_argument("--workers", type=positive_int, default=None,
+                   help="local worker processes (default 1: this process), or Ray actors with --executor ray "
+                        "(default: one per available CPU of the cluster)")
     p.add_argument("--torch-device", default="cpu", help="where tiles are programmed and evaluated (cpu, cuda, cuda:1)")
     p.add_argument("--low-memory", action="store_true",
                    help="re-draw each chip's programming per time point instead of keeping it (no per-chip "
                         "state: 4 floats per analog weight less for PCM; same results, slower drift)")
-    p.add_argument("--executor", default="process", choices=["process", "ray"])
+    p.add_argument("--executor", default="process", choices=["process", "ray"],
+                   help="ray: chips on Ray actors (pip install 'analog_peft[ray]'; joins $RAY_ADDRESS if set)")
     p.add_argument("--out", required=True, help="run directory (resumed if it exists with the same config)")
     p.add_argument("--run", default=None, help="run name in the table (default: the directory name)")
     p.add_argument("--report", action="store_true", help="write the HTML/Markdown report at the end")

@@ -16,7 +16,7 @@ smaller one reports the first ``n_chips`` chips (the other chip files stay and c
 
 Chips are independent and seeded by ``(seed, chip, tile, purpose, t)`` (see :mod:`analog_peft.chips`), so
 the table does not depend on the number of workers or on the order chips finish in. Workers are local
-processes by default, or Ray tasks (``executor="ray"``, ``pip install ray``) for clusters.
+processes by default, or Ray actors (``executor="ray"``, :mod:`.ray_executor`) for clusters.
 """
 
 from __future__ import annotations
@@ -513,15 +513,16 @@ def _row(c: MonteCarloConfig, method: str, device: str, chip: int, t: float, met
 def run_montecarlo(
     config: MonteCarloConfig,
     out_dir: str | Path,
-    workers: int = 1,
+    workers: int | None = None,
     executor: str = "process",
     progress: bool = True,
     stop_after: int | None = None,
 ) -> pd.DataFrame:
     """Run (or resume) the Monte Carlo study of ``config`` in ``out_dir``; return the tidy table.
 
-    ``workers`` local processes (1: in this process), or ``executor="ray"`` to spread chips over a Ray
-    cluster (``ray.init()`` is called if needed; set ``RAY_ADDRESS`` to join an existing cluster).
+    ``workers`` local processes (None or 1: in this process), or ``executor="ray"`` to spread chips over Ray
+    actors (``workers`` of them, default one per available CPU; see :mod:`.ray_executor`: ``ray.init()`` is
+    called if needed, set ``RAY_ADDRESS`` to join an existing cluster).
     ``stop_after`` stops after that many newly finished chips (for tests of interruption).
 
     The directory is locked for the whole run (a second writer gets :class:`RunDirLocked`). Paths are
@@ -530,6 +531,7 @@ def run_montecarlo(
     """
     config = config.normalized()
     config.validate()
+    _check_executor(executor)
     out = Path(out_dir)
     with lock_run_dir(out):
         evaluator = make_evaluator(config)
@@ -595,15 +597,15 @@ def _collect_examples(out: Path, chips: list[int]) -> None:
 
 
 def _execute(
-    config: MonteCarloConfig, chips: Sequence[int], workers: int, executor: str
+    config: MonteCarloConfig, chips: Sequence[int], workers: int | None, executor: str
 ) -> Iterator[tuple[int, ChipResult]]:
     if not chips:
         return
     if executor == "ray":
-        yield from _execute_ray(config, chips)
-    elif executor != "process":
-        raise ValueError(f"unknown executor {executor!r}; use 'process' or 'ray'")
-    elif workers <= 1:
+        from analog_peft.montecarlo.ray_executor import execute_ray
+
+        yield from execute_ray(config, chips, actors=workers)
+    elif workers is None or workers <= 1:
         before = torch.get_num_threads()
         torch.set_num_threads(EVAL_THREADS)
         try:
@@ -621,28 +623,14 @@ def _execute(
                 yield fut.result()
 
 
-def _execute_ray(config: MonteCarloConfig, chips: Sequence[int]) -> Iterator[tuple[int, ChipResult]]:
-    try:
-        import ray
-    except ImportError as err:
-        raise ImportError("executor='ray' needs Ray: pip install 'analog-peft[ray]' (or pip install ray)") from err
-    if not ray.is_initialized():
-        ray.init(ignore_reinit_error=True)
+def _check_executor(executor: str) -> None:
+    """Refuse an unknown executor, or Ray when it is not installed, before anything is written."""
+    if executor not in ("process", "ray"):
+        raise ValueError(f"unknown executor {executor!r}; use 'process' or 'ray'")
+    if executor == "ray":
+        from analog_peft.montecarlo.ray_executor import require_ray
 
-    @ray.remote
-    class RayWorker:
-        def __init__(self, config_dict: dict[str, Any]) -> None:
-            self.worker = _Worker(MonteCarloConfig.from_dict(config_dict), EVAL_THREADS)
-
-        def run(self, chip: int) -> tuple[int, ChipResult]:
-            return chip, self.worker.chip_result(chip)
-
-    n_actors = max(1, min(len(chips), int(ray.available_resources().get("CPU", 1))))
-    actors = [RayWorker.remote(config.to_dict()) for _ in range(n_actors)]
-    refs = [actors[i % n_actors].run.remote(chip) for i, chip in enumerate(chips)]
-    while refs:
-        done, refs = ray.wait(refs, num_returns=1)
-        yield ray.get(done[0])
+        require_ray()
 
 
 def _digital_rows(config: MonteCarloConfig, evaluator: Evaluator) -> tuple[list[dict[str, Any]], dict[str, np.ndarray]]:

@@ -89,7 +89,8 @@ def _deployments(df: pd.DataFrame, pair: list[str]) -> list[str]:
 
 
 def run_sequential(
-    config: MonteCarloConfig, out_dir: str | Path, workers: int = 1, executor: str = "process", progress: bool = True
+    config: MonteCarloConfig, out_dir: str | Path, workers: int | None = None, executor: str = "process",
+    progress: bool = True,
 ) -> pd.DataFrame:
     """Run (or resume) ``config`` in the sequential mode (see the module docstring); returns the table."""
     config.validate()
