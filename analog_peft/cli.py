@@ -11,6 +11,9 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
+from analog_peft.logs import get_logger
+
+_log = get_logger("cli")
 PROG = "analog-peft"
 #: Exit status of every usage / validation error (as argparse's own).
 USAGE_ERROR = 2
@@ -79,10 +82,10 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     model = load_causal_lm(args.model) if args.causal else load_classifier(args.model, 2, pooling=args.pooling)
     modules = args.modules.split(",") if "," in args.modules else args.modules
     report = convert(model, args.rpu, modules=modules)
-    print(report.table())
+    _log.info(report.table())
     head = head_record(model)
     if head is not None:
-        print(f"head: {head_line(head.to_dict())}")
+        _log.info(f"head: {head_line(head.to_dict())}")
     if args.report:
         report.to_json(args.report)
     return 0
@@ -212,13 +215,13 @@ def _cmd_montecarlo(args: argparse.Namespace) -> int:
         df = run_sequential(config, args.out, workers=args.workers, executor=args.executor)
     else:
         df = run_montecarlo(config, args.out, workers=args.workers, executor=args.executor)
-    print(f"{len(df)} rows in {args.out}/results.csv")
+    _log.info(f"{len(df)} rows in {args.out}/results.csv")
     if args.report:
         from analog_peft.montecarlo.report import write_report
 
         files = write_report(args.out, threshold=args.threshold, relative_threshold=args.relative_threshold,
                              reference=args.yield_reference, target_ci_width=args.target_ci_width)
-        print(f"report: {files}")
+        _log.info(f"report: {files}")
     return 0
 
 
@@ -228,7 +231,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     files = write_report(args.run_dir, out_dir=args.out, threshold=args.threshold,
                          relative_threshold=args.relative_threshold, reference=args.yield_reference,
                          target_ci_width=args.target_ci_width, figures=not args.no_figures)
-    print(files)
+    _log.info(files)
     return 0
 
 
@@ -254,6 +257,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description=__doc__)
     parser.add_argument("--debug", action="store_true", help="show the traceback of errors")
     parser.add_argument("--version", action="version", version=f"{PROG} {_version()}")
+    noise = parser.add_mutually_exclusive_group()
+    noise.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    noise.add_argument("-v", "--verbose", action="store_true", help="debug detail")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("demo", help="end-to-end main job on the real MiniLM-L6 weights")
@@ -362,6 +368,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # argparse: --help (0) or a usage error (2, already printed)
         return exc.code if isinstance(exc.code, int) else USAGE_ERROR
+    from analog_peft.logs import configure
+
+    configure(-1 if args.quiet else 1 if args.verbose else 0)
     try:
         return int(args.func(args) or 0)
     except Exception as exc:

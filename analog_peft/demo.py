@@ -20,9 +20,12 @@ import torch
 
 from analog_peft.chips import ChipProgrammer
 from analog_peft.convert import convert
+from analog_peft.logs import get_logger
 from analog_peft.models import load_classifier, load_tokenizer
 from analog_peft.tasks import load_split
 from device_models.units import DAY
+
+log = get_logger("demo")
 
 
 def output_error(reference: torch.Tensor, output: torch.Tensor) -> float:
@@ -43,7 +46,7 @@ def conversion_demo(
     with torch.no_grad():
         reference = base(**batch).last_hidden_state[valid]
     report = convert(model, rpu)
-    print(report.table())
+    log.info(report.table())
     report.to_json(str(out_dir / "conversion_report.json"))
     chips = ChipProgrammer(model, device, seed=seed)
     rows = []
@@ -55,8 +58,8 @@ def conversion_demo(
             with torch.no_grad(), chips.seeded_forward("demo"):
                 err = output_error(reference, base(**batch).last_hidden_state[valid])
             rows.append({"chip": chip, "t": t, "relative_output_error": err})
-            print(f"chip {chip}  t = {t:>10.0f} s  relative error of the last hidden state: {err:.3f}")
-        print(f"chip {chip}: programmed and drifted to 3 times in {time.perf_counter() - start:.2f} s")
+            log.info(f"chip {chip}  t = {t:>10.0f} s  relative error of the last hidden state: {err:.3f}")
+        log.info(f"chip {chip}: programmed and drifted to 3 times in {time.perf_counter() - start:.2f} s")
     chips.reset()
     result = {"model": model_name, "device": device, "rpu": rpu, "chips": rows, "conversion": report.to_dict()["summary"]}
     (out_dir / "chips.json").write_text(json.dumps(result, indent=2))
@@ -84,12 +87,12 @@ def run_demo(
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    print("== 1. conversion and chips ==")
+    log.info("== 1. conversion and chips ==")
     conversion_demo(out, model_name, device, n_chips, seed)
 
     noise = {"mode": "device", "device": {"name": "gaussian", "eta": noise_eta}} if noise_eta else {"mode": "none"}
     what = f"relative-Gaussian base-weight noise η={noise_eta:g} in the loop" if noise_eta else "no noise in the loop"
-    print(f"\n== 2. training GRASP (K=16) and the head-only baseline ({what}) ==")
+    log.info(f"\n== 2. training GRASP (K=16) and the head-only baseline ({what}) ==")
     runs = {}
     for method, options in (("grasp", {"k": 16}), ("head", {})):
         cfg = TrainConfig(
@@ -100,13 +103,13 @@ def run_demo(
         result = train(cfg)
         runs[method] = out / "train" / method / "adapter" / "best"
         head = result.summary["head"]
-        print(f"{method}: dev {result.metric_name} = {result.best_metric:.4f} "
+        log.info(f"{method}: dev {result.metric_name} = {result.best_metric:.4f} "
               f"({result.summary['trainable_params']['trainable']:,} trainable parameters; head pooling "
               f"{head['pooling']}: {head['reason']})")
-    print(f"GRASP - head-only on the {eval_examples} dev sentences: "
+    log.info(f"GRASP - head-only on the {eval_examples} dev sentences: "
           f"{100 * (_best(out, 'grasp') - _best(out, 'head')):+.1f} points")
 
-    print(f"\n== 3. chip Monte Carlo ({device}, {n_chips} chips, periphery deployment) ==")
+    log.info(f"\n== 3. chip Monte Carlo ({device}, {n_chips} chips, periphery deployment) ==")
     mc = MonteCarloConfig(
         methods=[MethodSpec(name, str(path)) for name, path in runs.items()],
         base_model=model_name, task="sst2", max_examples=eval_examples, device=device, rpu="mapped",
@@ -114,9 +117,9 @@ def run_demo(
     )
     df = run_montecarlo(mc, out / "montecarlo")
     acc = df[df.metric == "accuracy"].groupby(["method", "t_label"], sort=False)["value"].mean()
-    print(acc.to_string())
+    log.info(acc.to_string())
 
-    print("\n== 4. report ==")
+    log.info("\n== 4. report ==")
     files = write_report(out / "montecarlo")
-    print(files)
+    log.info(files)
     return Path(out / "montecarlo" / "report" / "report.html")

@@ -30,3 +30,14 @@ def test_version_is_the_installed_distribution_and_the_cli_prints_it():
     assert ap.__version__ == metadata.version("analog_peft")
     out = subprocess.run([sys.executable, "-m", "analog_peft.cli", "--version"], capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.strip() == f"analog-peft {ap.__version__}"
+
+
+def test_quiet_and_verbose_route_the_toolkit_logs(tmp_path, capsys):
+    from analog_peft.cli import main
+
+    assert main(["convert", "minilm-l6", "--rpu", "ideal"]) == 0
+    out = capsys.readouterr().out
+    assert "analog layers" in out and "head: pooling mean" in out
+    assert main(["--quiet", "convert", "minilm-l6", "--rpu", "ideal"]) == 0
+    assert capsys.readouterr().out == ""  # results are log records: --quiet leaves warnings and errors only
+    assert main(["--quiet", "--verbose", "convert", "minilm-l6"]) == 2  # mutually exclusive: a usage error

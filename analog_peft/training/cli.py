@@ -7,9 +7,10 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from analog_peft.logs import get_logger
 from analog_peft.training.config import ConfigError, TrainConfig
 
-
+_log = get_logger("training.cli")
 def comma_list(text: str) -> list[str]:
     """``a,b,c`` → ``["a", "b", "c"]`` (a flag's list value)."""
     return [item.strip() for item in text.split(",") if item.strip()]
@@ -74,20 +75,20 @@ def _cmd_train(args: argparse.Namespace) -> int:
     try:
         result = train(config)
     except KeyboardInterrupt:
-        print(f"\ninterrupted: trainer state saved in {config.out_dir}/trainer_state; run the same command to resume")
+        _log.info(f"\ninterrupted: trainer state saved in {config.out_dir}/trainer_state; run the same command to resume")
         return 130
     if result.interrupted:
-        print(f"stopped after {result.steps} steps; run the same command without stop_after_steps to resume")
+        _log.info(f"stopped after {result.steps} steps; run the same command without stop_after_steps to resume")
         return 0
     s = result.summary
     tp = s["trainable_params"]
-    print(
+    _log.info(
         f"{s['method']} on {(s.get('data') or {}).get('name', s['task'])}: {s['metric_name']} = {s['metric']:.4f} (best, {s['eval_split']}), "
         f"trainable {tp['trainable']:,} of {tp['total']:,} ({tp['percent']:.4f}%), {s['wall_time_s']:.0f} s "
         f"-> {result.out_dir}"
     )
     if s.get("head"):
-        print(f"head: {head_line(s['head'])}")
+        _log.info(f"head: {head_line(s['head'])}")
     return 0
 
 
