@@ -6,7 +6,7 @@
 #   TASKS="stsb" bash scripts/glue_pair_tasks.sh          # one task
 #
 # Budgets (CPU-sized, 1 torch thread): MRPC all 3,668 training pairs × 3 epochs, Monte Carlo on all 408 dev
-# pairs; STS-B 3,000 of its 5,749 training pairs × 2 epochs, Monte Carlo on 500 of its 1,500 dev pairs
+# pairs; STS-B 3,000 of its 5,749 training pairs × 2 epochs, Monte Carlo on 300 of its 1,500 dev pairs
 # (seeded subset). Trained runs are reused when their summary.json exists; a Monte Carlo resumes per chip.
 # The report folders (results, manifest, report.md/html, plots) are copied to DOCS_DIR/<task>/.
 set -euo pipefail
@@ -18,7 +18,7 @@ TASKS=${TASKS:-mrpc stsb}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 
 declare -A TRAIN_ARGS=([mrpc]="--epochs 3" [stsb]="--epochs 2 --train-examples 3000")
-declare -A MC_ARGS=([mrpc]="" [stsb]="--max-examples 500")
+declare -A MC_ARGS=([mrpc]="" [stsb]="--max-examples 300")
 
 train() {  # task method out [extra args...]
   local task=$1 method=$2 out=$3; shift 3
