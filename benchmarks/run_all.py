@@ -20,6 +20,7 @@ SUITES: list[tuple[str, list[str]]] = [
     ("bench_adapter_forward.py", ["--n", "256", "--repeats", "5"]),
     ("bench_training.py", ["--steps", "5"]),
     ("bench_generation.py", ["--n", "100", "--max-new-tokens", "40", "--chips", "2", "--repeats", "3"]),
+    ("bench_ray_scaling.py", ["--n", "64", "--chips", "8", "--times", "1,86400,31536000", "--repeats", "1"]),
 ]
 QUICK: list[tuple[str, list[str]]] = [
     ("bench_programming.py", ["--layers", "1", "--repeats", "1", "--times", "1,86400"]),
@@ -28,6 +29,7 @@ QUICK: list[tuple[str, list[str]]] = [
     ("bench_training.py", ["--steps", "2"]),
     ("bench_generation.py", ["--n", "8", "--max-new-tokens", "8", "--chips", "1", "--repeats", "1",
                              "--out", "generation_quick"]),
+    ("bench_ray_scaling.py", ["--n", "8", "--chips", "2", "--times", "1", "--repeats", "1", "--out", "ray_scaling_quick"]),
 ]
 
 
