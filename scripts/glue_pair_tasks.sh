@@ -37,7 +37,7 @@ for task in $TASKS; do
     --times 1s,1d,1y --method "head=$RUNS/$task/head" --method "grasp=$RUNS/$task/grasp" ${MC_ARGS[$task]} \
     --out "$RUNS/$task/mc" --report
   mkdir -p "$DOCS/$task"
-  cp "$RUNS/$task/mc"/{results.csv,summary.csv,manifest.json} "$DOCS/$task/"
+  cp "$RUNS/$task/mc"/{results.csv,manifest.json} "$DOCS/$task/"
   cp -r "$RUNS/$task/mc/report/." "$DOCS/$task/"
   for m in head grasp; do cp "$RUNS/$task/$m/summary.json" "$DOCS/$task/train_summary_$m.json"; done
 done
