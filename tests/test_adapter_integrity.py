@@ -259,8 +259,13 @@ def test_the_hub_probe_is_bounded_and_only_local_here():
     assert not models._hub_reachable(f"https://127.0.0.1:{closed}", timeout=2.0)
     hang = threading.Event()
     real = socket.create_connection
+
+    def hanging_connect(*args, **kwargs):  # a connect that hangs, then times out
+        hang.wait(5)
+        raise TimeoutError("timed out")
+
     try:
-        socket.create_connection = lambda *a, **k: hang.wait(5)  # a connect that hangs
+        socket.create_connection = hanging_connect
         t0 = time.perf_counter()
         assert not models._hub_reachable("https://127.0.0.2:9", timeout=0.3)
         assert time.perf_counter() - t0 < 2

@@ -27,13 +27,13 @@ GAUSS = {"name": "gaussian", "params": {"eta": 0.01}}
 @pytest.fixture(scope="module")
 def adapters(tmp_path_factory) -> dict[str, str]:
     root = tmp_path_factory.mktemp("adapters")
-    out = {}
+    out, gen = {}, torch.Generator().manual_seed(0)  # the adapters do not depend on the tests run before
     for name, cfg in [("grasp", GraspConfig(k=8)), ("lora", LoraConfig(r=4))]:
         adapted = attach(load_classifier("minilm-l6", num_labels=2, seed=0), cfg)
         with torch.no_grad():  # make the two methods differ
             for p in adapted.parameters():
                 if p.requires_grad:
-                    p.add_(0.05 * torch.randn_like(p))
+                    p.add_(0.05 * torch.randn(p.shape, generator=gen, dtype=p.dtype))
         adapted.save_adapter(root / name)
         out[name] = str(root / name)
     return out
@@ -422,8 +422,9 @@ def test_replicates_and_the_sequential_rule(adapters, tmp_path):
 
     methods = [MethodSpec("grasp@0", adapters["grasp"]), MethodSpec("grasp@1", adapters["lora"])]
     out = tmp_path / "seq"
+    noisy = {"name": "gaussian", "params": {"eta": 0.2}}  # chips that differ, so no CI is 0 wide at 2 chips
     cfg = small_config(adapters, methods=methods, n_chips=2, max_chips=3, chip_batch=1, target_ci_width=1e-9,
-                       times=[1.0])
+                       times=[1.0], device=noisy)
     df = run_sequential(cfg, out, progress=False)
     record = json.loads((out / "manifest.json").read_text())["sequential"]
     assert record["chips_used"] == 3 and record["stopped"].startswith("max_chips")
