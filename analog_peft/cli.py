@@ -193,6 +193,8 @@ def _cmd_montecarlo(args: argparse.Namespace) -> int:
         max_examples=args.max_examples,
         device=device,
         rpu=args.rpu,
+        allow_conversion_override=args.allow_conversion_override,
+        subset_seed=args.subset_seed,
         deployment=args.deployment,
         n_chips=args.chips,
         times=[parse_time(t) for t in args.times.split(",") if t.strip()],
@@ -314,7 +316,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-name", default=None, help="name of the data in the table and the report title")
     p.add_argument("--device", default="pcm", help="device model: pcm, hermes, reram, reram_cmo, gaussian, ...")
     p.add_argument("--device-params", default=None, help='JSON parameters, e.g. \'{"eta": 0.01}\'')
-    p.add_argument("--rpu", default="mapped", choices=PRESETS)
+    p.add_argument("--rpu", default=None, choices=PRESETS,
+                   help="RPU preset (default: each adapter's recorded conversion, conversion.json; mapped when none)")
+    p.add_argument("--allow-conversion-override", action="store_true",
+                   help="evaluate adapters on --rpu although they were trained on another preset (recorded)")
+    p.add_argument("--subset-seed", type=int, default=0, help="seed of the --max-examples subset")
     p.add_argument("--deployment", default="periphery", choices=["periphery", "fused"])
     p.add_argument("--chips", type=positive_int, default=25,
                    help="number of chips (sequential mode: the first look)")

@@ -142,7 +142,9 @@ def convert(
     already = next((n for n, m in model.named_modules() if isinstance(m, AnalogLinear)), None)
     if already is not None:
         raise ConversionError(f"{already!r} is already analog: convert a fresh digital model, not a converted one")
-    rpu_dict = _rpu_description(rpu)
+    from analog_peft.conversion_config import ATTR, ConversionConfig, rpu_dict
+
+    recorded_rpu = rpu_dict(rpu)
     rpu_config = resolve_rpu(rpu)
     spec = _maybe_spec(model)
     leaves = {n: m for n, m in model.named_modules() if n and not list(m.children())}
@@ -151,7 +153,7 @@ def convert(
     excluded = _match_names(exclude, linear, leaves, what="exclude") if exclude else set()
     tied = _tied_to_embeddings(model, linear)
 
-    report = ConversionReport(getattr(getattr(model, "config", None), "model_type", None), rpu_dict)
+    report = ConversionReport(getattr(getattr(model, "config", None), "model_type", None), recorded_rpu)
     for name, module in leaves.items():
         if name not in linear:
             report.modules.append(_digital_nonlinear(name, module))
@@ -180,6 +182,8 @@ def convert(
     if not report.analog:
         raise ConversionError(f"module selection {modules!r} converted no layer; check the names in the report")
     model.analog_conversion = report  # type: ignore[assignment]
+    setattr(model, ATTR, ConversionConfig(recorded_rpu, modules if isinstance(modules, str) else list(modules),
+                                          list(exclude)))
     _enable_peft()
     return report
 
@@ -261,16 +265,6 @@ def calibrate_input_ranges(
 
 
 # -- internals ------------------------------------------------------------------------------------
-
-
-def _rpu_description(rpu: Any) -> dict[str, Any]:
-    if isinstance(rpu, str):
-        return RPUPreset(rpu).to_dict()
-    if isinstance(rpu, dict):
-        return RPUPreset(**rpu).to_dict()
-    if isinstance(rpu, RPUPreset):
-        return rpu.to_dict()
-    return {"name": "custom", "options": {"repr": type(rpu).__name__}}
 
 
 def _maybe_spec(model: nn.Module) -> ArchSpec | None:

@@ -24,7 +24,9 @@ from typing import Any
 
 from torch import nn
 
-from analog_peft.convert import ConversionReport, convert
+from analog_peft.conversion_config import ConversionConfig, load_conversion, resolve_rpu_choice, rpu_dict
+from analog_peft.convert import ConversionReport
+from analog_peft.convert import convert as convert_model
 from analog_peft.methods import load_adapter
 from analog_peft.models import load_classifier
 
@@ -97,6 +99,23 @@ def _load_base(base_model: str, adapter_dir: str | Path | None, num_labels: int,
     return load_classifier(base_model, num_labels=num_labels, seed=head_seed, pooling=adapter_pooling(adapter_dir))
 
 
+def _check_base(base_model: str, adapter_dir: str | Path | None, recorded: ConversionConfig | None) -> None:
+    """Refuse, in one line, an adapter whose record names another base model than ``base_model``."""
+    from analog_peft.methods.errors import AdapterFileError
+    from analog_peft.models import ModelNotFoundError, canonical_name
+
+    if adapter_dir is None or recorded is None or not recorded.base_model:
+        return
+    try:
+        trained_on = canonical_name(recorded.base_model)
+    except ModelNotFoundError:  # recorded on another machine: the fingerprint check still applies
+        return
+    if canonical_name(base_model) != trained_on:
+        raise AdapterFileError(f"adapter {adapter_path(adapter_dir)} was trained on base {recorded.base_model!r}, this "
+                               f"model is {base_model!r}: pass --base {recorded.base_model} "
+                               f"(base_model={recorded.base_model!r})")
+
+
 @dataclass
 class Deployment:
     """A converted model ready to be programmed as chips, with what it was built from."""
@@ -106,26 +125,42 @@ class Deployment:
     report: ConversionReport
     deployment: str
     adapter_dir: str | None
+    #: the conversion used (the adapter's record unless overridden) and whether it overrides the record
+    conversion: ConversionConfig | None = None
+    overridden: bool = False
 
 
 def deploy(
     base_model: str,
     adapter_dir: str | Path | None,
     deployment: str = "periphery",
-    rpu: str | dict[str, Any] = "mapped",
+    rpu: str | dict[str, Any] | None = None,
     num_labels: int = 2,
     name: str | None = None,
     head_seed: int = 0,
     causal: bool = False,
+    allow_override: bool = False,
 ) -> Deployment:
     """Build the analog model of one method (``adapter_dir=None``: the bare base with its seeded head).
 
     The head pools as the adapter records (:func:`adapter_pooling`), so the trained model is rebuilt exactly.
     ``causal=True`` builds a causal language model instead (generation, perplexity; ``num_labels`` unused):
     its LM head stays digital (``convert``'s ``blocks`` selection; a tied head is never converted).
+
+    The conversion is the adapter's record (``conversion.json``: preset, modules, exclusions); ``rpu=None`` takes
+    its preset (``mapped`` when none is recorded), another preset raises unless ``allow_override``.
     """
     if deployment not in DEPLOYMENTS:
         raise ValueError(f"unknown deployment {deployment!r}; choose one of {DEPLOYMENTS}")
+    recorded = load_conversion(adapter_path(adapter_dir)) if adapter_dir is not None else None
+    _check_base(base_model, adapter_dir, recorded)
+    where = f"adapter {adapter_path(adapter_dir)}" if adapter_dir is not None else "the base"
+    rpu, overridden = resolve_rpu_choice(rpu, recorded, "mapped", where, allow_override)
+    selection = {"modules": recorded.modules, "exclude": recorded.exclude} if recorded is not None else {}
+
+    def convert(model: nn.Module, rpu: Any) -> ConversionReport:
+        return convert_model(model, rpu, **selection)
+
     model = _load_base(base_model, adapter_dir, num_labels, head_seed, causal)
     if adapter_dir is not None and _is_peft(adapter_dir):
         from analog_peft.peft_bridge.adapter import load_peft
@@ -144,4 +179,6 @@ def deploy(
     _restore_calibration(model, adapter_dir)
     model.eval()
     label = name or (Path(adapter_dir).name if adapter_dir is not None else "base")
-    return Deployment(label, model, report, deployment, None if adapter_dir is None else str(adapter_dir))
+    used = ConversionConfig(rpu_dict(rpu), **selection)
+    return Deployment(label, model, report, deployment, None if adapter_dir is None else str(adapter_dir), used,
+                      overridden)

@@ -95,6 +95,12 @@ def alias_of(path: str) -> str | None:
     return None
 
 
+def canonical_name(name: str) -> str:
+    """One spelling per model: its alias when it has one, else its resolved directory or hub name."""
+    path = resolve(name).path
+    return alias_of(path) or (str(Path(path).expanduser().resolve()) if Path(path).expanduser().is_dir() else path)
+
+
 def _looks_like_path(name: str) -> bool:
     """A name that can only be a local path (hub names are ``name`` or ``namespace/name``)."""
     return name.startswith((".", "/", "~")) or "\\" in name or name.count("/") > 1 or name.endswith("/")

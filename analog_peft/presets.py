@@ -48,6 +48,9 @@ from aihwkit.simulator.parameters.enums import (
 )
 
 PRESETS = ("ideal", "mapped", "standard")
+#: presets whose analog forward equals the digital one before device noise (perfect periphery): the choice
+#: between them is how the chips map weights to conductances, not a different trained model
+EXACT_PRESETS = ("ideal", "mapped")
 
 
 @dataclass

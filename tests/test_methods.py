@@ -157,7 +157,7 @@ def test_save_load_roundtrip(base, batch, method, tmp_path):
     with torch.no_grad():
         ref = adapted(**inputs(batch)).logits
     adapted.save_adapter(tmp_path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["adapter.safetensors", "adapter_config.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["adapter.safetensors", "adapter_config.json", "conversion.json"]
     again = load_adapter(fresh(base), tmp_path).eval()
     with torch.no_grad():
         out = again(**inputs(batch)).logits

@@ -278,6 +278,9 @@ def test_three_chip_montecarlo_with_every_peft_method(tiny_bert, peft_dirs, depl
     manifest = json.loads((tmp_path / "mc" / "manifest.json").read_text())
     assert manifest["versions"]["peft"] == "0.21.2"
     assert all(m["adapter"].startswith("peft:/") for m in manifest["config"]["methods"])
+    # trained on ideal tiles (perfect periphery, like mapped): mapped is a mapping choice, not an override
+    assert all(c == {"rpu": {"name": "mapped", "options": {}}, "recorded": "ideal", "overridden": False}
+               for c in manifest["conversions"].values())
 
 
 def test_periphery_shares_chips_with_own_methods_and_fused_programs_the_merged_weights(tiny_bert, peft_dirs, batch,

@@ -233,3 +233,43 @@ def test_deploy_restores_the_input_ranges_calibrated_in_training(tmp_path, tiny_
 
     assert ranges(dep.model) == ranges(trained)
     assert ranges(fresh.model) != ranges(trained)  # calibration moved them: the check can fail
+
+
+def test_the_conversion_travels_with_the_adapter_and_the_monte_carlo_reads_it(tmp_path, tiny_bert):
+    """Training on ``standard`` records it (run dir and adapter); deploy and the Monte Carlo rebuild it by default,
+    refuse another preset, and record an allowed override."""
+    import json
+    import shutil
+
+    from analog_peft.conversion_config import ConversionMismatch, load_conversion
+    from analog_peft.deploy import deploy
+    from analog_peft.montecarlo.engine import MethodSpec, MonteCarloConfig
+
+    kw = {**SMALL, "model": tiny_bert, "method": "grasp", "method_options": {"k": 4}, "rpu": "standard",
+          "train_examples": 16, "eval_examples": 8, "max_length": 16, "max_steps": 1}
+    train(TrainConfig(**kw, out_dir=str(tmp_path / "run")))
+    best = tmp_path / "run" / "adapter" / "best"
+    for where in (tmp_path / "run", best):
+        record = load_conversion(where)
+        assert record.preset == "standard" and record.modules == "blocks" and record.pooling == "cls"
+    assert deploy(tiny_bert, best).report.rpu["name"] == "standard"  # not the former silent default, mapped
+    with pytest.raises(ConversionMismatch, match="trained on rpu .*standard.*allow-conversion-override"):
+        deploy(tiny_bert, best, rpu="mapped")
+    dep = deploy(tiny_bert, best, rpu="mapped", allow_override=True)
+    assert dep.overridden and dep.report.rpu["name"] == "mapped"
+    config = MonteCarloConfig(methods=[MethodSpec("grasp", str(best))], base_model=tiny_bert, device="gaussian")
+    assert config.conversions()["grasp"] == {"rpu": {"name": "standard", "options": {}}, "recorded": "standard",
+                                             "overridden": False}
+    with pytest.raises(ConversionMismatch, match="method 'grasp'"):
+        MonteCarloConfig(methods=config.methods, base_model=tiny_bert, device="gaussian", rpu="ideal").validate()
+    allowed = MonteCarloConfig(methods=config.methods, base_model=tiny_bert, device="gaussian", rpu="ideal",
+                               allow_conversion_override=True)
+    assert allowed.conversions()["grasp"]["overridden"] is True
+    # an adapter trained on another base names it in one line
+    other = tmp_path / "other-bert"
+    shutil.copytree(tiny_bert, other)
+    with pytest.raises(ValueError, match=f"was trained on base .*pass --base {tiny_bert}"):
+        deploy(str(other), best)
+    (best / "conversion.json").write_text(json.dumps({"rpu": None, "colour": 1}))
+    with pytest.raises(ValueError, match="not a conversion record"):
+        deploy(tiny_bert, best)

@@ -241,8 +241,12 @@ class AdaptedModel(nn.Module):
         """Write ``adapter_config.json`` (config, method version, base fingerprint) and ``adapter.safetensors``."""
         if not self._enabled:
             raise AdapterError("save_adapter() inside disabled(): enable the adapter first")
+        from analog_peft.conversion_config import record_of
+
         config = {**self.adapter_config.to_dict(), "fingerprint": self.fingerprint()}
-        return write_adapter(directory, config, self.adapter_tensors())
+        path = write_adapter(directory, config, self.adapter_tensors())
+        record_of(self.model).save(directory)
+        return path
 
     def merge(self) -> nn.Module:
         """Fold the adapter into the digital weights; returns the plain base model (adapter removed)."""

@@ -113,7 +113,8 @@ class GenerationEvaluator:
     def from_config(cls, config: MonteCarloConfig) -> GenerationEvaluator:
         from analog_peft.models import load_tokenizer
 
-        examples = load_e2e(config.split, data_dir=config.data_dir, max_examples=config.max_examples, seed=0)
+        examples = load_e2e(config.split, data_dir=config.data_dir, max_examples=config.max_examples,
+                            seed=config.subset_seed)
         tok = load_tokenizer(config.base_model)
         lengths = [len(tok(format_prompt(e.mr), add_special_tokens=False)["input_ids"]) for e in examples]
         order = sorted(range(len(examples)), key=lambda i: lengths[i])  # similar lengths batch together
@@ -212,7 +213,8 @@ class PerplexityEvaluator:
             feats = [_text_feature(tok, t, config.max_length) for t in texts]
             name, path = config.data_name or Path(config.eval_file).name, config.eval_file
         else:
-            examples = load_e2e(config.split, data_dir=config.data_dir, max_examples=config.max_examples, seed=0)
+            examples = load_e2e(config.split, data_dir=config.data_dir, max_examples=config.max_examples,
+                            seed=config.subset_seed)
             pairs = [(e.mr, r) for e in examples for r in e.refs]
             texts = [format_prompt(mr) + " " + ref for mr, ref in pairs]
             feats = [encode_lm_pair(tok, mr, ref, config.max_length) for mr, ref in pairs]

@@ -89,7 +89,8 @@ TARGET_SCOPES = ("chips", "all")
 #: their configuration hash
 HASHED_UNLESS = {"torch_device": "cpu", "eval_file": None, "text_column": "", "text_pair_column": "",
                  "label_column": "", "task_type": "", "labels": [], "data_name": "", "metrics": [],
-                 "max_new_tokens": 64, "num_beams": 1}
+                 "max_new_tokens": 64, "num_beams": 1, "rpu": None, "allow_conversion_override": False,
+                 "subset_seed": 0}
 MANIFEST = "manifest.json"
 
 __all__ = ["MethodSpec", "MonteCarloConfig", "RunDirLocked", "RunDirMismatch", "collect", "config_differences",
@@ -118,11 +119,16 @@ class MonteCarloConfig:
     task: str = "sst2"
     split: str = "dev"
     max_examples: int | None = None
+    #: seed of the random ``max_examples`` subset of the split
+    subset_seed: int = 0
     data_dir: str | None = None
     max_length: int = 128
     batch_size: int = 64
     device: str | dict[str, Any] = "pcm"
-    rpu: str | dict[str, Any] = "mapped"
+    #: RPU preset; None = each adapter's recorded conversion (``conversion.json``; ``mapped`` when none)
+    rpu: str | dict[str, Any] | None = None
+    #: evaluate an adapter on another preset than it was trained on (else refused); recorded in the manifest
+    allow_conversion_override: bool = False
     deployment: str = "periphery"
     n_chips: int = 25
     times: list[float] = field(default_factory=lambda: list(DEFAULT_TIMES))
@@ -220,13 +226,13 @@ class MonteCarloConfig:
             replicate_of(name)  # "NAME@K" must have an integer K
         self._validate_sequential()
         dm = device_models.get(self.device)
-        warn_if_layer_mapped(dm, self.rpu, "montecarlo")
+        for rpu in {json.dumps(c["rpu"], sort_keys=True) for c in self.conversions().values()}:
+            warn_if_layer_mapped(dm, json.loads(rpu), "montecarlo")
         for t in self.times:
             if t > 0:
                 dm.check_time(t)
         if self.decoder:
             validate_decoder(self)
-            resolve_rpu(self.rpu)
             return
         validate_classifier_options(self)
         spec = get_task(self.task)
@@ -234,7 +240,22 @@ class MonteCarloConfig:
         if spec.name == CUSTOM and not self.eval_file:
             raise DataError("task 'custom' reads your own file: set --eval-file (eval_file) to a CSV, TSV, "
                             "JSON Lines or Parquet file")
-        resolve_rpu(self.rpu)
+
+    def conversions(self) -> dict[str, dict[str, Any]]:
+        """Each method's conversion: its adapter's record, or ``rpu`` where it overrides one (see :mod:`analog_peft.
+        conversion_config`); raises ``ConversionMismatch`` for an override not allowed."""
+        from analog_peft.conversion_config import load_conversion, resolve_rpu_choice, rpu_dict
+
+        if self.rpu is not None:
+            resolve_rpu(self.rpu)
+        out = {}
+        for m in self.methods:
+            recorded = load_conversion(adapter_path(m.adapter)) if m.adapter is not None else None
+            where = f"method {m.name!r} (adapter {adapter_path(m.adapter)})" if m.adapter is not None else m.name
+            rpu, overridden = resolve_rpu_choice(self.rpu, recorded, "mapped", where, self.allow_conversion_override)
+            out[m.name] = {"rpu": rpu_dict(rpu), "recorded": recorded.preset if recorded else None,
+                           "overridden": overridden}
+        return out
 
     def _validate_sequential(self) -> None:
         if self.target_ci_width is None:
@@ -354,7 +375,8 @@ def _eval_digest(texts: list[str], pairs: list[str] | None, labels: list[Any]) -
 
 def load_eval_set(config: MonteCarloConfig) -> EvalSet:
     task = config.task_spec()
-    data = load_split(task, config.split, data_dir=config.data_dir, max_examples=config.max_examples, seed=0,
+    data = load_split(task, config.split, data_dir=config.data_dir, max_examples=config.max_examples,
+                      seed=config.subset_seed,
                       path=config.eval_file or None, **config.data_options().columns())
     tok = load_tokenizer(config.base_model)
     features = encode_classification(tok, data, max_length=config.max_length)
@@ -439,7 +461,7 @@ class _Worker:
         self.leaders: list[ChipProgrammer | None] = []
         for m in config.methods:
             dep = deploy(config.base_model, m.adapter, config.deployment, config.rpu, config.head_outputs(),
-                         name=m.name, causal=config.decoder)
+                         name=m.name, causal=config.decoder, allow_override=config.allow_conversion_override)
             dep.model.to(config.torch_device)
             chips = ChipProgrammer(dep.model, config.device, seed=config.seed, compensate_drift=config.compensate_drift,
                                    keep_state=config.keep_chip_state)
@@ -638,7 +660,7 @@ def _digital_rows(config: MonteCarloConfig, evaluator: Evaluator) -> tuple[list[
     rows, per_method = [], []
     for m in config.methods:
         dep = deploy(config.base_model, m.adapter, config.deployment, "ideal", config.head_outputs(), name=m.name,
-                     causal=config.decoder)
+                     causal=config.decoder, allow_override=True)  # the digital reference: perfect tiles
         dep.model.to(config.torch_device)
         metrics, arrays = evaluator.evaluate(dep.model, where=f"method {m.name!r} on the digital base")
         per_method.append(arrays)
@@ -703,6 +725,7 @@ def _new_manifest(config: MonteCarloConfig, eval_set: Evaluator) -> dict[str, An
         "eval_set_size": eval_set.size,
         "data": eval_set.record,
         "adapter_sha256": adapter_digests(config),
+        "conversions": config.conversions(),
         "device_model": device_models.get(config.device).to_dict(),
         "versions": _versions(),
         "platform": platform_info(EVAL_THREADS),

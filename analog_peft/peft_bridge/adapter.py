@@ -152,6 +152,9 @@ class PeftAdapted(nn.Module):
         sidecar = {"format": FORMAT, "fingerprint": self.fingerprint(), "peft_version": peft.__version__,
                    CHECKSUM_KEY: tensor_checksum(tensors)}
         (directory / SIDECAR).write_text(json.dumps(sidecar, indent=2, sort_keys=True))
+        from analog_peft.conversion_config import record_of
+
+        record_of(self.base_model).save(directory)
         return directory
 
     def merge(self) -> nn.Module:

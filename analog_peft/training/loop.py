@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from analog_peft.calibration import load_calibration, save_calibration
+from analog_peft.conversion_config import record_of
 from analog_peft.heads import head_record
 from analog_peft.methods import load_adapter
 from analog_peft.training.checkpoint import (
@@ -149,6 +150,7 @@ def train(config: TrainConfig | dict | str | Path) -> TrainResult:
     model = load_base(config, task)
     head = head_record(model)
     convert_base(model, config)
+    record_of(model).save(run_dir)
     collate = data.collate
     if resume:
         load_calibration(model, run_dir)

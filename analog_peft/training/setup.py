@@ -138,14 +138,24 @@ def load_base(config: TrainConfig, task: Any, pooling: str | None = None) -> nn.
 
 
 def convert_base(model: nn.Module, config: TrainConfig) -> Any:
-    """Convert to analog tiles with the recorded preset (no-op for a digital base); returns the report."""
+    """Convert to analog tiles with the recorded preset (no-op for a digital base); returns the report.
+
+    The model's conversion record names the preset itself: aihwkit's training-time weight modifier is
+    training noise, not part of the deployed conversion.
+    """
     if config.base == "digital":
         return None
+    from dataclasses import replace
+
+    from analog_peft.conversion_config import ATTR
     from analog_peft.convert import convert
+    from analog_peft.presets import RPUPreset
     from analog_peft.training.noise import modifier_rpu
 
     rpu = modifier_rpu(config.base, config.noise) if config.noise.get("mode") == "aihwkit_modifier" else config.base
-    return convert(model, rpu)
+    report = convert(model, rpu)
+    setattr(model, ATTR, replace(getattr(model, ATTR), rpu=RPUPreset(config.base).to_dict()))
+    return report
 
 
 def attach_method(model: nn.Module, config: TrainConfig) -> Any:
