@@ -9,9 +9,12 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from analog_peft.logs import get_logger
+
+if TYPE_CHECKING:
+    from analog_peft.montecarlo.engine import MonteCarloConfig
 
 _log = get_logger("cli")
 PROG = "analog-peft"
@@ -97,10 +100,10 @@ def _parse_methods(items: Sequence[str]) -> list[dict]:
     for item in items:
         name, sep, path = item.partition("=")
         if not sep or not name:
-            raise ValueError(f"--method expects NAME=ADAPTER_DIR (or NAME= for the bare base), got {item!r}")
+            raise ValueError(f"--adapter (--method) expects NAME=ADAPTER_DIR (or NAME= for the bare base), got {item!r}")
         paths = [p.strip() for p in path.split(",")] if path else [""]
         if len(paths) > 1 and not all(paths):
-            raise ValueError(f"--method {item!r}: an empty adapter in the list; give NAME=DIR0,DIR1,... (one per seed)")
+            raise ValueError(f"--adapter (--method) {item!r}: an empty adapter in the list; give NAME=DIR0,DIR1,... (one per seed)")
         for i, one in enumerate(paths):
             methods.append({"name": f"{name}@{i}" if len(paths) > 1 else name,
                             "adapter": _adapter_dir(one) if one else None})
@@ -179,8 +182,9 @@ def _decoder_fields(args: argparse.Namespace) -> dict:
     return fields
 
 
-def _cmd_montecarlo(args: argparse.Namespace) -> int:
-    from analog_peft.montecarlo.engine import MonteCarloConfig, run_montecarlo
+def _config_from_flags(args: argparse.Namespace) -> MonteCarloConfig:
+    """The Monte Carlo config the flags describe."""
+    from analog_peft.montecarlo.engine import MonteCarloConfig
     from analog_peft.montecarlo.stats import parse_time
 
     device: str | dict = args.device
@@ -201,7 +205,7 @@ def _cmd_montecarlo(args: argparse.Namespace) -> int:
         seed=args.seed,
         compensate_drift=not args.no_drift_compensation,
         batch_size=args.batch_size,
-        run=args.run or args.out.rstrip("/").split("/")[-1],
+        run=args.run or (args.out or "mc").rstrip("/").split("/")[-1],
         torch_device=args.torch_device,
         keep_chip_state=not args.low_memory,
         target_ci_width=args.target_ci_width,
@@ -211,6 +215,44 @@ def _cmd_montecarlo(args: argparse.Namespace) -> int:
         target_metric=args.target_metric or "",
         target_scope=args.target_scope,
     )
+    return config
+
+
+#: ``montecarlo`` options that are not config fields (allowed beside ``--config``)
+_RUN_OPTIONS = {"config", "set", "dry_run", "out", "workers", "executor", "report", "threshold", "relative_threshold",
+                "yield_reference", "func", "debug", "quiet", "verbose", "command", "parser_defaults"}
+
+
+def _montecarlo_config(args: argparse.Namespace) -> MonteCarloConfig:
+    """From the flags, or from ``--config FILE`` (a run's ``montecarlo_config.toml`` works) with ``--set`` overrides."""
+    from analog_peft.montecarlo.engine import MonteCarloConfig
+    from analog_peft.training.cli import apply_overrides
+    from analog_peft.training.tomlio import read_file
+
+    if not args.config:
+        if args.set:
+            raise ValueError("--set KEY=VALUE edits a --config file: pass --config FILE too, or use the flags")
+        if not args.method:
+            raise ValueError("montecarlo needs --adapter NAME=DIR (repeatable) or --config FILE")
+        return _config_from_flags(args)
+    given = sorted(k for k, default in args.parser_defaults.items()
+                   if k not in _RUN_OPTIONS and getattr(args, k, default) != default)
+    if given:
+        flags = ", ".join("--" + k.replace("_", "-") for k in given)
+        raise ValueError(f"with --config, set config fields with --set key=value, not flags ({flags})")
+    data = apply_overrides(read_file(args.config, what="--config file"), args.set or [])
+    return MonteCarloConfig.from_toml_dict(data, source=args.config)
+
+
+def _cmd_montecarlo(args: argparse.Namespace) -> int:
+    from analog_peft.montecarlo.engine import run_montecarlo
+
+    config = _montecarlo_config(args)
+    if args.dry_run:
+        print(config.to_toml(), end="")
+        return 0
+    if not args.out:
+        raise ValueError("montecarlo needs --out DIR (the run directory; an existing one with the same config resumes)")
     if config.target_ci_width is not None:
         from analog_peft.montecarlo.sequential import run_sequential
 
@@ -286,7 +328,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_convert)
 
     p = sub.add_parser("montecarlo", help="evaluate adapters across many simulated chips and inference times")
-    p.add_argument("--method", action="append", required=True, metavar="NAME=DIR",
+    p.add_argument("--config", default=None, metavar="TOML",
+                   help="read the config from this file (a run's montecarlo_config.toml works); edit with --set")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="with --config: any field, TOML value (n_chips=50, device.params.eta=0.02)")
+    p.add_argument("--dry-run", action="store_true", help="print the resolved config as TOML and exit")
+    p.add_argument("--adapter", "--method", dest="method", action="append", default=None, metavar="NAME=DIR",
                    help="adapter (or training run) directory per method, peft:DIR for a Hugging Face PEFT adapter; "
                    "repeat for several methods; NAME=DIR0,DIR1,... for several training seeds (deployed as "
                    "NAME@0, NAME@1, ... on the same chips)")
@@ -314,7 +361,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="label names in index order, comma-separated (custom classification)")
     p.add_argument("--num-labels", default=None, type=positive_int, help="number of classes (custom data)")
     p.add_argument("--data-name", default=None, help="name of the data in the table and the report title")
-    p.add_argument("--device", default="pcm", help="device model: pcm, hermes, reram, reram_cmo, gaussian, ...")
+    p.add_argument("--device-model", "--device", dest="device", default="pcm",
+                   help="device model: pcm, hermes, reram, reram_cmo, gaussian, ... (--device: the former name)")
     p.add_argument("--device-params", default=None, help='JSON parameters, e.g. \'{"eta": 0.01}\'')
     p.add_argument("--rpu", default=None, choices=PRESETS,
                    help="RPU preset (default: each adapter's recorded conversion, conversion.json; mapped when none)")
@@ -347,11 +395,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "state: 4 floats per analog weight less for PCM; same results, slower drift)")
     p.add_argument("--executor", default="process", choices=["process", "ray"],
                    help="ray: chips on Ray actors (pip install 'analog_peft[ray]'; joins $RAY_ADDRESS if set)")
-    p.add_argument("--out", required=True, help="run directory (resumed if it exists with the same config)")
+    p.add_argument("--out", default=None, help="run directory (resumed if it exists with the same config); required "
+                                                "unless --dry-run")
     p.add_argument("--run", default=None, help="run name in the table (default: the directory name)")
     p.add_argument("--report", action="store_true", help="write the HTML/Markdown report at the end")
     _add_yield_options(p)
     p.set_defaults(func=_cmd_montecarlo)
+    p.set_defaults(parser_defaults={a.dest: a.default for a in p._actions if a.dest != "help"})
 
     p = sub.add_parser("report", help="HTML + Markdown report of a Monte Carlo run directory")
     p.add_argument("run_dir")

@@ -196,3 +196,33 @@ def test_only_validation_errors_become_one_liners(capsys, monkeypatch):
     monkeypatch.setattr(cli, "_cmd_report", fail(KeyError("a bug")))
     with pytest.raises(KeyError):  # a bug keeps its traceback
         main(["report", "anything"])
+
+
+def test_montecarlo_config_file_round_trip_and_its_errors(capsys, tiny_bert, adapter, tmp_path):
+    """A run writes montecarlo_config.toml; --config re-runs it (the same run: resumed, not mixed), --set edits
+    it, and flags beside --config or --set without it are refused in one line."""
+    from analog_peft.cli import main
+    from analog_peft.montecarlo.engine import CONFIG_TOML, MonteCarloConfig
+    from analog_peft.training.tomlio import read_file
+
+    out = tmp_path / "run"
+    assert main(mc(tiny_bert, out, "--adapter", f"grasp={adapter}", "--adapter", "base=")) == 0
+    saved = out / CONFIG_TOML
+    config = MonteCarloConfig.from_toml_dict(read_file(saved))
+    assert [(m.name, m.adapter) for m in config.methods] == [("grasp", str(adapter)), ("base", None)]
+    assert config.device == "gaussian" and config.rpu == "ideal" and config.n_chips == 1
+    first = (out / "results.csv").read_bytes()
+    capsys.readouterr()
+    assert main(["montecarlo", "--config", str(saved), "--set", "n_chips=2", "--dry-run"]) == 0
+    assert MonteCarloConfig.from_toml_dict(__import__("tomllib").loads(capsys.readouterr().out)).n_chips == 2
+    assert main(["montecarlo", "--config", str(saved), "--set", "n_chips=2", "--out", str(out)]) == 0
+    before, after = first.decode().splitlines(), (out / "results.csv").read_text().splitlines()
+    assert set(before) < set(after) and len(after) == len(before) + 4  # chip 0 kept, chip 1 added (2 methods × 2)
+    assert MonteCarloConfig.from_toml_dict(read_file(saved)).n_chips == 2
+    capsys.readouterr()
+    one_error_line(capsys, ["montecarlo", "--config", str(saved), "--chips", "3", "--out", str(out)],
+                   "--set", "--chips")
+    one_error_line(capsys, ["montecarlo", "--set", "n_chips=3", "--out", str(out)], "--config")
+    one_error_line(capsys, ["montecarlo", "--config", str(saved), "--set", "colour=1", "--out", str(out)],
+                   "colour", "unknown")
+    one_error_line(capsys, ["montecarlo", "--out", str(out)], "--adapter")

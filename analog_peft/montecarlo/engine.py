@@ -92,6 +92,8 @@ HASHED_UNLESS = {"torch_device": "cpu", "eval_file": None, "text_column": "", "t
                  "max_new_tokens": 64, "num_beams": 1, "rpu": None, "allow_conversion_override": False,
                  "subset_seed": 0}
 MANIFEST = "manifest.json"
+#: the config of the run, re-runnable with ``analog-peft montecarlo --config``
+CONFIG_TOML = "montecarlo_config.toml"
 
 __all__ = ["MethodSpec", "MonteCarloConfig", "RunDirLocked", "RunDirMismatch", "collect", "config_differences",
            "run_montecarlo"]
@@ -317,6 +319,31 @@ class MonteCarloConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> MonteCarloConfig:
         return cls(**data)
+
+    def to_toml(self, path: str | Path | None = None) -> str:
+        """The config as TOML (``adapter = ""``: the bare base); written atomically to ``path`` when given."""
+        from analog_peft.training.tomlio import dumps
+
+        data = self.to_dict()
+        data["methods"] = [{"name": m["name"], "adapter": m["adapter"] or ""} for m in data["methods"]]
+        text = dumps(data)
+        if path is not None:
+            atomic_write(Path(path), text)
+        return text
+
+    @classmethod
+    def from_toml_dict(cls, data: dict[str, Any], source: str = "config") -> MonteCarloConfig:
+        """A config from parsed TOML (unset fields take their defaults); unknown fields are named."""
+        unknown = sorted(set(data) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ValueError(f"{source}: unknown Monte Carlo field(s) {unknown}; fields: {sorted(f.name for f in fields(cls))}")
+        if not data.get("methods"):
+            raise ValueError(f"{source}: no methods; add methods = [{{name = \"grasp\", adapter = \"runs/grasp\"}}]")
+        methods = [m if isinstance(m, dict) else {} for m in data["methods"]]
+        if any(set(m) - {"name", "adapter"} or "name" not in m for m in methods):
+            raise ValueError(f"{source}: each method is {{name = \"...\", adapter = \"DIR\"}} (adapter \"\": the bare base)")
+        specs = [MethodSpec(m["name"], m.get("adapter") or None) for m in methods]
+        return cls(**{**data, "methods": specs})
 
 
 def _effective_data_dir(task: str, split: str, data_dir: str | None) -> str:
@@ -561,6 +588,7 @@ def run_montecarlo(
         digital = None if (out / "digital.csv").exists() else _digital_rows(config, evaluator)
         if fresh or manifest.get("n_chips") != config.n_chips:
             _write_manifest(out, manifest, config)
+            config.to_toml(out / CONFIG_TOML)
         (out / "chips").mkdir(exist_ok=True)
         if digital is not None:
             _write_digital(out, evaluator, *digital)

@@ -26,6 +26,9 @@ _FLAGS = {
     "task_type": str, "labels": comma_list, "num_labels": int, "data_name": str, "hf_dataset": str,
     "pooling": str,
 }
+#: flags named otherwise than their field: ``device`` is the torch device (``--device-model`` is a device model
+#: in ``montecarlo``); the field's own name stays accepted
+_FLAG_NAMES = {"device": ("--torch-device", "--device")}
 
 
 def parse_value(text: str) -> Any:
@@ -114,7 +117,8 @@ def add_train_parser(sub: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("--config", help="TOML file with TrainConfig fields (a run's train_config.toml works too)")
     for name, typ in _FLAGS.items():
-        p.add_argument("--" + name.replace("_", "-"), dest=name, type=typ, default=None,
+        flags = _FLAG_NAMES.get(name, ("--" + name.replace("_", "-"),))
+        p.add_argument(*flags, dest=name, type=typ, default=None,
                        help=f"TrainConfig.{name}" + (" (comma-separated)" if typ is comma_list else ""))
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="any field, TOML value; dotted keys for tables (noise.mode=device, method_options.k=32)")
