@@ -110,208 +110,261 @@ def train(config: TrainConfig | dict | str | Path) -> TrainResult:
     Everything that can be checked without training is checked first: config values, task/model
     compatibility, data files and columns (:class:`ConfigError`, ``FileNotFoundError``, ``ValueError``).
     """
-    from tqdm.auto import tqdm
+    session = _Session(_coerce(config))
+    session.build_model()
+    session.build_optimizer()
+    if session.loop():
+        return session.result(interrupted=True)
+    return session.finish()
 
-    from analog_peft.chips import derive_seed
-    from analog_peft.models import load_tokenizer
-    from analog_peft.tasks import batches as make_batches
-    from analog_peft.tasks import num_batches
-    from analog_peft.training.evaluate import evaluate
-    from analog_peft.training.setup import (
-        attach_method,
-        check_task_model,
-        convert_base,
-        load_base,
-        load_task_data,
-        resolve_task,
-    )
-    from analog_peft.versions import package_versions
 
-    config, task = resolve_task(_coerce(config))
-    check_task_model(config, task)
-    tokenizer = load_tokenizer(config.model)
-    data = load_task_data(config, task, tokenizer)
-    if not data.train:
-        raise ConfigError("the training split is empty after subsampling")
+class _Session:
+    """One training run, in phases: prepare (data, run directory) → build the model → build the optimizer →
+    loop (steps, evaluations, checkpoints) → finish (summary). ``state`` is what a checkpoint saves."""
 
-    run_dir = Path(config.out_dir)
-    resume = config.resume and has_trainer_state(run_dir)
-    if resume:
-        _check_resumable(config, run_dir)
-    else:
-        _clean_run_dir(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    config.to_toml(run_dir / "train_config.toml")
-    if config.num_threads:
-        torch.set_num_threads(config.num_threads)
-    device = torch.device(config.device)
-    logger = JsonlLogger(run_dir / "log.jsonl")
+    def __init__(self, config: TrainConfig) -> None:
+        from analog_peft.models import load_tokenizer
+        from analog_peft.training.setup import check_task_model, load_task_data, resolve_task
 
-    model = load_base(config, task)
-    head = head_record(model)
-    convert_base(model, config)
-    record_of(model).save(run_dir)
-    collate = data.collate
-    if resume:
-        load_calibration(model, run_dir)
-    elif config.base == "standard":
-        from analog_peft.convert import calibrate_input_ranges
+        self.config, self.task = resolve_task(config)
+        check_task_model(self.config, self.task)
+        self.tokenizer = load_tokenizer(self.config.model)
+        self.data = load_task_data(self.config, self.task, self.tokenizer)
+        if not self.data.train:
+            raise ConfigError("the training split is empty after subsampling")
+        self.run_dir = Path(self.config.out_dir)
+        self.resume = self.config.resume and has_trainer_state(self.run_dir)
+        if self.resume:
+            _check_resumable(self.config, self.run_dir)
+        else:
+            _clean_run_dir(self.run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.config.to_toml(self.run_dir / "train_config.toml")
+        if self.config.num_threads:
+            torch.set_num_threads(self.config.num_threads)
+        self.device = torch.device(self.config.device)
+        self.logger = JsonlLogger(self.run_dir / "log.jsonl")
+        self.state: dict[str, Any] = {"step": 0, "epoch": 0, "batch": 0, "best_metric": None, "best_step": None,
+                                      "wall_time_s": 0.0, "last_metrics": {}}
 
-        calib = list(make_batches(data.train, config.batch_size, seed=config.seed, collate_fn=collate))[:4]
-        calibrate_input_ranges(model, [{k: v for k, v in b.items() if k != "labels"} for b in calib])
-        save_calibration(model, run_dir)
-    adapted = load_adapter(model, run_dir / STATE_DIR / "adapter") if resume else attach_method(model, config)
-    adapted.to(device)
-    if not resume and hasattr(adapted, "calibrate"):  # StochGRASP: derive σ_target on clean weights
-        first = next(make_batches(data.train, config.batch_size, seed=config.seed, collate_fn=collate))
-        adapted.eval()
-        adapted.calibrate(**{k: v.to(device) for k, v in first.items() if k != "labels"})
-    injector = NoiseInjector(model, config.noise, config.seed)
+    def batches(self, epoch: int = 0, start: int = 0) -> Any:
+        from analog_peft.tasks import batches
 
-    steps_per_epoch = num_batches(len(data.train), config.batch_size)
-    total = config.max_steps or config.epochs * steps_per_epoch
-    warmup = config.warmup_steps or round(config.warmup_ratio * total)
-    optimizer = torch.optim.AdamW(_param_groups(adapted, config), lr=config.lr, weight_decay=config.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(config.schedule, total, warmup))
-    trainable = [p for g in optimizer.param_groups for p in g["params"]]
-    summary_params = adapted.trainable_summary()
-    state: dict[str, Any] = {"step": 0, "epoch": 0, "batch": 0, "best_metric": None, "best_step": None,
-                             "wall_time_s": 0.0, "last_metrics": {}}
-    if resume:
-        restore_optimizer(run_dir, optimizer, scheduler)
-        state.update(read_state(run_dir))
-        drop_after(logger.path, state["step"])  # the steps after the checkpoint are redone and logged again
-        logger.log("resume", step=state["step"], epoch=state["epoch"], batch=state["batch"])
-    else:
-        logger.log("start", config=config.to_dict(), train_examples=len(data.train),
-                   eval_examples=len(data.eval_refs), total_steps=total, trainable=summary_params,
-                   head=head.to_dict() if head else None)
+        return batches(self.data.train, self.config.batch_size, epoch=epoch, seed=self.config.seed, start=start,
+                       collate_fn=self.data.collate)
 
-    metric_name = task.metric
-    session_start = time.perf_counter()
-    wall_before = float(state["wall_time_s"])
+    # -- phases ---------------------------------------------------------------------------------------
 
-    def wall() -> float:
-        return wall_before + time.perf_counter() - session_start
+    def build_model(self) -> None:
+        """The base (converted, calibrated), the adapter (attached, or the checkpoint's) and the noise injector."""
+        from analog_peft.training.setup import attach_method, convert_base, load_base
 
-    def checkpoint() -> None:
-        state["wall_time_s"] = wall()
-        save_trainer_state(run_dir, adapted, optimizer, scheduler, state)
+        config, run_dir = self.config, self.run_dir
+        self.model = load_base(config, self.task)
+        self.head = head_record(self.model)
+        convert_base(self.model, config)
+        record_of(self.model).save(run_dir)
+        if self.resume:
+            load_calibration(self.model, run_dir)
+        elif config.base == "standard":
+            from analog_peft.convert import calibrate_input_ranges
 
-    def run_eval() -> dict[str, Any]:
-        adapted.eval()
+            calib = list(self.batches())[:4]
+            calibrate_input_ranges(self.model, [{k: v for k, v in b.items() if k != "labels"} for b in calib])
+            save_calibration(self.model, run_dir)
+        self.adapted = (load_adapter(self.model, run_dir / STATE_DIR / "adapter") if self.resume
+                        else attach_method(self.model, config))
+        self.adapted.to(self.device)
+        if not self.resume and hasattr(self.adapted, "calibrate"):  # StochGRASP: derive σ_target on clean weights
+            first = next(iter(self.batches()))
+            self.adapted.eval()
+            self.adapted.calibrate(**{k: v.to(self.device) for k, v in first.items() if k != "labels"})
+        self.injector = NoiseInjector(self.model, config.noise, config.seed)
+
+    def build_optimizer(self) -> None:
+        """AdamW + the LR schedule, restored with the step counters on resume; logs ``start`` or ``resume``."""
+        from analog_peft.tasks import num_batches
+
+        config = self.config
+        self.steps_per_epoch = num_batches(len(self.data.train), config.batch_size)
+        self.total = config.max_steps or config.epochs * self.steps_per_epoch
+        warmup = config.warmup_steps or round(config.warmup_ratio * self.total)
+        self.optimizer = torch.optim.AdamW(_param_groups(self.adapted, config), lr=config.lr,
+                                           weight_decay=config.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer,
+                                                           lr_lambda(config.schedule, self.total, warmup))
+        self.trainable = [p for g in self.optimizer.param_groups for p in g["params"]]
+        self.summary_params = self.adapted.trainable_summary()
+        if self.resume:
+            restore_optimizer(self.run_dir, self.optimizer, self.scheduler)
+            self.state.update(read_state(self.run_dir))
+            drop_after(self.logger.path, self.state["step"])  # the steps after the checkpoint are redone, re-logged
+            self.logger.log("resume", step=self.state["step"], epoch=self.state["epoch"], batch=self.state["batch"])
+        else:
+            self.logger.log("start", config=config.to_dict(), train_examples=len(self.data.train),
+                            eval_examples=len(self.data.eval_refs), total_steps=self.total,
+                            trainable=self.summary_params, head=self.head.to_dict() if self.head else None)
+        self.session_start = time.perf_counter()
+        self.wall_before = float(self.state["wall_time_s"])
+
+    def loop(self) -> bool:
+        """Train to ``total`` steps (evaluating and checkpointing as configured); True when stopped early."""
+        from tqdm.auto import tqdm
+
+        config, state = self.config, self.state
+        bar = tqdm(total=self.total, initial=state["step"], desc=f"train {config.method}",
+                   disable=not config.progress, dynamic_ncols=True)
+        self.window = _LossWindow()
+        try:
+            while state["step"] < self.total:
+                for batch in self.batches(epoch=state["epoch"], start=state["batch"]):
+                    stop = self.step(batch, bar)
+                    if stop is not None:
+                        return stop
+        except KeyboardInterrupt:
+            self.optimizer.zero_grad(set_to_none=True)
+            self.checkpoint()
+            self.logger.log("stop", step=state["step"], reason="KeyboardInterrupt")
+            raise
+        finally:
+            bar.close()
+        return False
+
+    def step(self, batch: dict[str, torch.Tensor], bar: Any) -> bool | None:
+        """One optimiser step and what follows it; True: stop (``stop_after_steps``), False: done, None: go on."""
+        from analog_peft.chips import derive_seed
+
+        config, state = self.config, self.state
+        step, epoch = state["step"], state["epoch"]
+        cuda = [self.device.index or 0] if self.device.type == "cuda" else []
+        self.injector.train_mode()
+        with torch.random.fork_rng(devices=cuda):
+            torch.manual_seed(derive_seed(config.seed, "step", step))
+            with self.injector.step(step):
+                out = self.adapted(**{k: v.to(self.device) for k, v in batch.items()})
+                loss = out.loss + self.adapted.regularization_loss().to(out.loss.device)
+                loss.backward()
+        if config.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.trainable, config.grad_clip)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        state["step"] += 1
+        state["batch"] += 1
+        self.window.add(float(loss.detach()), int(batch["input_ids"].shape[0]))
+        bar.update(1)
+        if state["step"] % config.log_every == 0 or state["step"] == self.total:
+            avg, rate = self.window.flush()
+            bar.set_postfix(loss=f"{avg:.4f}", samples_s=f"{rate:.1f}", epoch=epoch)
+            self.logger.log("train", step=state["step"], epoch=epoch, loss=avg,
+                            lr=self.scheduler.get_last_lr()[0], samples_per_s=rate, **_spread_stats(self.adapted))
+        end_of_epoch = state["batch"] >= self.steps_per_epoch
+        done = state["step"] >= self.total
+        if end_of_epoch:
+            state["epoch"], state["batch"] = epoch + 1, 0
+        if end_of_epoch or done or (config.eval_every and state["step"] % config.eval_every == 0):
+            self.evaluate()
+            self.checkpoint()
+        elif config.save_every and state["step"] % config.save_every == 0:
+            self.checkpoint()
+        if done:
+            return False
+        if config.stop_after_steps and state["step"] >= config.stop_after_steps:
+            self.checkpoint()
+            self.logger.log("stop", step=state["step"], reason="stop_after_steps")
+            return True
+        return None  # at an epoch's end the batch iterator is exhausted: loop() starts the next epoch
+
+    def wall(self) -> float:
+        return self.wall_before + time.perf_counter() - self.session_start
+
+    def checkpoint(self) -> None:
+        self.state["wall_time_s"] = self.wall()
+        save_trainer_state(self.run_dir, self.adapted, self.optimizer, self.scheduler, self.state)
+
+    def evaluate(self) -> dict[str, Any]:
+        """Score the eval split, keep ``adapter/last`` (and ``best`` when improved), log ``eval``."""
+        from analog_peft.training.evaluate import evaluate
+
+        config, state, run_dir = self.config, self.state, self.run_dir
+        self.adapted.eval()
         t0 = time.perf_counter()
-        metrics = evaluate(adapted, task, data, tokenizer, batch_size=config.eval_batch_size,
-                           generation=config.generation, max_length=config.max_length, device=device,
+        metrics = evaluate(self.adapted, self.task, self.data, self.tokenizer, batch_size=config.eval_batch_size,
+                           generation=config.generation, max_length=config.max_length, device=self.device,
                            progress=config.progress,
                            where=f"evaluation of method {config.method!r} at step {state['step']}")
         preds = metrics.pop("predictions", None)
-        value = float(metrics[metric_name])
+        value = float(metrics[self.task.metric])
         improved = state["best_metric"] is None or value > state["best_metric"]
-        save_adapter(adapted, run_dir / "adapter" / "last")
+        save_adapter(self.adapted, run_dir / "adapter" / "last")
         if improved:
             state["best_metric"], state["best_step"] = value, state["step"]
-            save_adapter(adapted, run_dir / "adapter" / "best")
+            save_adapter(self.adapted, run_dir / "adapter" / "best")
         if preds is not None:
             with (run_dir / "eval_predictions.jsonl").open("w") as f:
-                for mr, p in zip(data.eval_inputs, preds, strict=True):
+                for mr, p in zip(self.data.eval_inputs, preds, strict=True):
                     f.write(json.dumps({"mr": mr, "prediction": p}) + "\n")
         state["last_metrics"] = _scalar_metrics(metrics)
-        logger.log("eval", step=state["step"], epoch=state["epoch"], split=config.eval_split,
-                   metrics=state["last_metrics"], best=state["best_metric"], eval_time_s=time.perf_counter() - t0)
+        self.logger.log("eval", step=state["step"], epoch=state["epoch"], split=config.eval_split,
+                        metrics=state["last_metrics"], best=state["best_metric"],
+                        eval_time_s=time.perf_counter() - t0)
         return metrics
 
-    bar = tqdm(total=total, initial=state["step"], desc=f"train {config.method}", disable=not config.progress,
-               dynamic_ncols=True)
-    cuda = [device.index or 0] if device.type == "cuda" else []
-    window_loss, window_n, window_samples, window_t = 0.0, 0, 0, time.perf_counter()
-    interrupted = False
-    try:
-        while state["step"] < total and not interrupted:
-            epoch = state["epoch"]
-            for batch in make_batches(data.train, config.batch_size, epoch=epoch, seed=config.seed,
-                                      start=state["batch"], collate_fn=collate):
-                step = state["step"]
-                injector.train_mode()
-                with torch.random.fork_rng(devices=cuda):
-                    torch.manual_seed(derive_seed(config.seed, "step", step))
-                    with injector.step(step):
-                        out = adapted(**{k: v.to(device) for k, v in batch.items()})
-                        loss = out.loss + adapted.regularization_loss().to(out.loss.device)
-                        loss.backward()
-                if config.grad_clip:
-                    torch.nn.utils.clip_grad_norm_(trainable, config.grad_clip)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-                state["step"] += 1
-                state["batch"] += 1
-                n = int(batch["input_ids"].shape[0])
-                window_loss += float(loss.detach()) * n
-                window_n += n
-                window_samples += n
-                bar.update(1)
-                if state["step"] % config.log_every == 0 or state["step"] == total:
-                    dt = max(time.perf_counter() - window_t, 1e-9)
-                    avg = window_loss / max(window_n, 1)
-                    rate = window_samples / dt
-                    bar.set_postfix(loss=f"{avg:.4f}", samples_s=f"{rate:.1f}", epoch=epoch)
-                    logger.log("train", step=state["step"], epoch=epoch, loss=avg, lr=scheduler.get_last_lr()[0],
-                               samples_per_s=rate, **_spread_stats(adapted))
-                    window_loss, window_n, window_samples, window_t = 0.0, 0, 0, time.perf_counter()
-                end_of_epoch = state["batch"] >= steps_per_epoch
-                done = state["step"] >= total
-                if end_of_epoch:
-                    state["epoch"], state["batch"] = epoch + 1, 0
-                if end_of_epoch or done or (config.eval_every and state["step"] % config.eval_every == 0):
-                    run_eval()
-                    checkpoint()
-                elif config.save_every and state["step"] % config.save_every == 0:
-                    checkpoint()
-                if done:
-                    break
-                if config.stop_after_steps and state["step"] >= config.stop_after_steps:
-                    checkpoint()
-                    logger.log("stop", step=state["step"], reason="stop_after_steps")
-                    interrupted = True
-                    break
-    except KeyboardInterrupt:
-        optimizer.zero_grad(set_to_none=True)
-        checkpoint()
-        logger.log("stop", step=state["step"], reason="KeyboardInterrupt")
-        bar.close()
-        raise
-    bar.close()
-    if interrupted:
-        return TrainResult(run_dir, metric_name, state["best_metric"], state["last_metrics"], state["step"], True)
+    def result(self, interrupted: bool, summary: dict[str, Any] | None = None) -> TrainResult:
+        s = self.state
+        return TrainResult(self.run_dir, self.task.metric, s["best_metric"], s["last_metrics"], s["step"], interrupted,
+                           summary or {})
 
-    summary = {
-        "task": task.name,
-        "data": data.record,
-        "model": config.model,
-        "method": config.method,
-        "base": config.base,
-        "noise": config.noise,
-        "seed": config.seed,
-        "metric_name": metric_name,
-        "metric": state["best_metric"],
-        "best_step": state["best_step"],
-        "last_metrics": state["last_metrics"],
-        "digital_dev_metric": _digital_metric(config, run_dir, task, data, tokenizer, state["best_metric"]),
-        "trainable_params": summary_params,
-        "head": head.to_dict() if head else None,
-        "steps": state["step"],
-        "epochs": total / steps_per_epoch,
-        "train_examples": len(data.train),
-        "eval_examples": len(data.eval_refs),
-        "eval_split": config.eval_split,
-        "wall_time_s": wall(),
-        "torch_threads": torch.get_num_threads(),
-        "versions": package_versions(),
-    }
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
-    logger.log("summary", **{k: v for k, v in summary.items() if k != "noise"})
-    return TrainResult(run_dir, metric_name, state["best_metric"], state["last_metrics"], state["step"], False, summary)
+    def finish(self) -> TrainResult:
+        """Write ``summary.json`` (with the best adapter's digital metric) and log it."""
+        from analog_peft.versions import package_versions
+
+        config, state, data = self.config, self.state, self.data
+        summary = {
+            "task": self.task.name,
+            "data": data.record,
+            "model": config.model,
+            "method": config.method,
+            "base": config.base,
+            "noise": config.noise,
+            "seed": config.seed,
+            "metric_name": self.task.metric,
+            "metric": state["best_metric"],
+            "best_step": state["best_step"],
+            "last_metrics": state["last_metrics"],
+            "digital_dev_metric": _digital_metric(config, self.run_dir, self.task, data, self.tokenizer,
+                                                  state["best_metric"]),
+            "trainable_params": self.summary_params,
+            "head": self.head.to_dict() if self.head else None,
+            "steps": state["step"],
+            "epochs": self.total / self.steps_per_epoch,
+            "train_examples": len(data.train),
+            "eval_examples": len(data.eval_refs),
+            "eval_split": config.eval_split,
+            "wall_time_s": self.wall(),
+            "torch_threads": torch.get_num_threads(),
+            "versions": package_versions(),
+        }
+        (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+        self.logger.log("summary", **{k: v for k, v in summary.items() if k != "noise"})
+        return self.result(False, summary)
+
+
+class _LossWindow:
+    """The mean loss and samples/s since the last logged step."""
+
+    def __init__(self) -> None:
+        self.loss, self.n, self.t = 0.0, 0, time.perf_counter()
+
+    def add(self, loss: float, n: int) -> None:
+        self.loss += loss * n
+        self.n += n
+
+    def flush(self) -> tuple[float, float]:
+        dt = max(time.perf_counter() - self.t, 1e-9)
+        out = (self.loss / max(self.n, 1), self.n / dt)
+        self.loss, self.n, self.t = 0.0, 0, time.perf_counter()
+        return out
 
 
 def _digital_metric(config: TrainConfig, run_dir: Path, task: Any, data: Any, tokenizer: Any,
