@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from analog_peft.logs import get_logger
 
@@ -296,8 +296,6 @@ def _version() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from analog_peft.presets import PRESETS
-
     parser = _Parser(prog=PROG, description=__doc__)
     parser.add_argument("--debug", action="store_true", help="show the traceback of errors")
     parser.add_argument("--version", action="version", version=f"{PROG} {_version()}")
@@ -305,11 +303,24 @@ def build_parser() -> argparse.ArgumentParser:
     noise.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
     noise.add_argument("-v", "--verbose", action="store_true", help="debug detail")
     sub = parser.add_subparsers(dest="command", required=True)
+    _add_demo(sub)
+    _add_convert(sub)
+    _add_montecarlo(sub)
+    _add_report(sub)
+    from analog_peft.training.cli import add_train_parser
+    add_train_parser(sub)
+    for p in sub.choices.values():  # also accepted after the subcommand
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show the traceback of errors")
+    return parser
 
+
+def _add_demo(sub: Any) -> None:
+    """``demo``: the main job."""
     p = sub.add_parser("demo", help="end-to-end main job on the real MiniLM-L6 weights")
     p.add_argument("--out", default="runs/demo")
     p.add_argument("--model", default="minilm-l6")
-    p.add_argument("--device", default="pcm", help="device model name (see `device_models.available()`)")
+    p.add_argument("--device-model", "--device", dest="device", default="pcm",
+                   help="device model name (see `device_models.available()`; --device: the former name)")
     p.add_argument("--chips", type=positive_int, default=3)
     p.add_argument("--train-examples", type=positive_int, default=1000)
     p.add_argument("--eval-examples", type=positive_int, default=256)
@@ -317,6 +328,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="relative-Gaussian base-weight noise in the training loop (0: none)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_cmd_demo)
+
+
+def _add_convert(sub: Any) -> None:
+    """``convert``: convert a model and print its report."""
+    from analog_peft.presets import PRESETS
 
     p = sub.add_parser("convert", help="convert a model and print the conversion report")
     p.add_argument("model", help="HF name/path or alias (minilm-l6, smollm2-135m)")
@@ -326,6 +342,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pooling", default="auto", help="classifier head pooling: auto, cls, mean, last")
     p.add_argument("--report", help="write the report as JSON here")
     p.set_defaults(func=_cmd_convert)
+
+
+def _add_montecarlo(sub: Any) -> None:
+    """``montecarlo``: chips × times of each adapter."""
+    from analog_peft.presets import PRESETS
 
     p = sub.add_parser("montecarlo", help="evaluate adapters across many simulated chips and inference times")
     p.add_argument("--config", default=None, metavar="TOML",
@@ -403,6 +424,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_montecarlo)
     p.set_defaults(parser_defaults={a.dest: a.default for a in p._actions if a.dest != "help"})
 
+
+def _add_report(sub: Any) -> None:
+    """``report``: HTML + Markdown of a run directory."""
     p = sub.add_parser("report", help="HTML + Markdown report of a Monte Carlo run directory")
     p.add_argument("run_dir")
     p.add_argument("--out", default=None, help="output directory (default RUN_DIR/report)")
@@ -411,11 +435,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help="CI width (high - low) of the sample-size table (default: the run's, else 0.01)")
     p.add_argument("--no-figures", action="store_true", help="tables only (no plots): a small report")
     p.set_defaults(func=_cmd_report)
-    from analog_peft.training.cli import add_train_parser
-    add_train_parser(sub)
-    for p in sub.choices.values():  # also accepted after the subcommand
-        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show the traceback of errors")
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:

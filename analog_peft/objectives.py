@@ -7,7 +7,7 @@ from torch import Tensor
 
 
 def spread_kl(sigma: Tensor, sigma_target: Tensor) -> Tensor:
-    """Elementwise ``KL(N(0, σ²) ‖ N(0, σ_t²)) = log(σ_t/σ) + σ²/(2σ_t²) − ½`` (methods.md §2).
+    """Elementwise ``KL(N(0, σ²) ‖ N(0, σ_t²)) = log(σ_t/σ) + σ²/(2σ_t²) − ½`` (docs/methods.md §2).
 
     Zero iff ``σ = σ_t``; it pulls a learned spread toward the device's noise profile instead of letting
     the task loss collapse it to zero.

@@ -71,9 +71,9 @@ from analog_peft.tasks.glue import find_split_file
 from analog_peft.tasks.metrics import classification_metrics
 from analog_peft.tasks.userdata import check_options
 from analog_peft.versions import package_versions
+from device_models.units import DAY, HOUR, MONTH, SECOND, WEEK, YEAR
 
-DAY = 86400.0
-DEFAULT_TIMES = (1.0, 3600.0, DAY, 7 * DAY, 30 * DAY, 365 * DAY)
+DEFAULT_TIMES = (SECOND, HOUR, DAY, WEEK, MONTH, YEAR)
 #: torch threads every chip is evaluated on, in this process, a worker process or a Ray actor: torch's
 #: vectorised kernels round the last elements of each thread's range differently, so a fixed count keeps
 #: the rows independent of the number of workers (use more workers, not more threads, for more cores)

@@ -1,4 +1,4 @@
-"""BitFit configuration (Ben Zaken et al. 2022; methods.md §3)."""
+"""BitFit configuration (Ben Zaken et al. 2022; docs/methods.md §3)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Full fine-tuning configuration (methods.md §3)."""
+"""Full fine-tuning configuration (docs/methods.md §3)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""GRASP configuration (methods.md §1)."""
+"""GRASP configuration (docs/methods.md §1)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""(IA)^3 configuration (Liu et al. 2022; methods.md §3)."""
+"""(IA)^3 configuration (Liu et al. 2022; docs/methods.md §3)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""LoRA configuration (Hu et al. 2022; methods.md §3)."""
+"""LoRA configuration (Hu et al. 2022; docs/methods.md §3)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""PARA configuration (Liu et al., EMNLP 2024; methods.md §3)."""
+"""PARA configuration (Liu et al., EMNLP 2024; docs/methods.md §3)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""StochGRASP configuration (methods.md §2)."""
+"""StochGRASP configuration (docs/methods.md §2)."""
 
 from __future__ import annotations
 

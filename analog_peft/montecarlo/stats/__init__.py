@@ -1,4 +1,4 @@
-"""Statistics over chip Monte Carlo results (methods.md §7).
+"""Statistics over chip Monte Carlo results (docs/methods.md §7).
 
 Input is the engine's tidy table: one row per measurement with columns
 ``run, method, task, device, deployment, chip, t, t_label, metric, value``. Rows with ``chip == -1`` or
