@@ -80,6 +80,12 @@ SPECS["smollm"] = SPECS["llama"]
 SPECS["mistral"] = SPECS["llama"]
 SPECS["qwen2"] = SPECS["llama"]
 
+#: model types that are encoders only (no causal LM), for configs that name no architecture (GGUF)
+ENCODER_ONLY = frozenset({"bert", "roberta", "distilbert", "albert", "electra", "deberta", "deberta-v2",
+                          "xlm-roberta", "mpnet", "camembert", "ernie", "nomic_bert", "modernbert"})
+#: model types that are decoder-only causal LMs
+DECODER_ONLY = frozenset({"gpt2", "llama", "smollm", "mistral", "qwen2"})
+
 
 def spec_for(model: nn.Module) -> ArchSpec:
     """The :class:`ArchSpec` of ``model`` (a Hugging Face model), by ``config.model_type``."""

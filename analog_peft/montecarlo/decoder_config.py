@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from analog_peft.architectures import ENCODER_ONLY
 from analog_peft.tasks import E2E_METRICS, DataError
 
 from .evaluators import GENERATION_TASK, LM_TASK, task_kind
@@ -19,8 +20,6 @@ if TYPE_CHECKING:
 #: the data-layout fields of classification data, meaningless for a decoder task
 _CLASSIFIER_FIELDS = ("text_column", "text_pair_column", "label_column", "task_type", "labels")
 
-#: model types without a causal LM (encoders), for configs that name no architecture
-_ENCODERS = {"bert", "roberta", "distilbert", "albert", "electra", "deberta", "deberta-v2", "xlm-roberta", "mpnet"}
 
 __all__ = ["decoder_data_label", "normalized_decoder_fields", "validate_classifier_options", "validate_decoder"]
 
@@ -77,7 +76,7 @@ def check_causal_lm(name: str, task: str) -> None:
     archs = list(getattr(hf, "architectures", None) or [])
     causal = any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in archs) or getattr(hf, "is_decoder", False)
     if not archs:  # GGUF configs name no architecture: judge by the model type
-        causal = hf.model_type not in _ENCODERS
+        causal = hf.model_type not in ENCODER_ONLY
     if not causal or getattr(hf, "is_encoder_decoder", False):
         raise ValueError(f"task {task!r} runs on a decoder-only causal LM; base {name!r} is "
                          f"{', '.join(archs) or hf.model_type}: use --base smollm2-135m, gpt2 or another causal LM")

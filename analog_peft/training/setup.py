@@ -9,10 +9,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from analog_peft.architectures import ENCODER_ONLY
 from analog_peft.training.config import HEAD_ONLY, PEFT, ConfigError, TrainConfig
-
-ENCODER_ONLY = {"bert", "roberta", "distilbert", "albert", "electra", "deberta", "deberta-v2", "xlm-roberta",
-                "mpnet", "camembert", "ernie", "nomic_bert", "modernbert"}
 
 
 @dataclass

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from analog_peft.architectures import DECODER_ONLY
 from analog_peft.methods.errors import AdapterError
 from analog_peft.methods.layer import layer_generator
 from analog_peft.methods.model import AdaptedModel
@@ -16,7 +17,6 @@ from analog_peft.methods.para.layer import ParaLayer, ParaState
 from analog_peft.methods.scaling import scaling_plan
 from analog_peft.methods.targets import Target, model_type
 
-_DECODERS = {"gpt2", "llama", "smollm", "mistral", "qwen2"}
 _ACTIVATIONS = {"silu": nn.SiLU, "gelu": nn.GELU, "relu": nn.ReLU, "tanh": nn.Tanh}
 
 
@@ -85,7 +85,7 @@ class ParaModel(AdaptedModel):
                 for b, n in sizes.items()
             }
         )
-        self._decoder = cfg.decoder if cfg.decoder is not None else model_type(self.model) in _DECODERS
+        self._decoder = cfg.decoder if cfg.decoder is not None else model_type(self.model) in DECODER_ONLY
         self._signature = inspect.signature(self.model.forward)
         self._handles = [self.model.register_forward_pre_hook(self._on_model_call, with_kwargs=True)]
         for b in self._blocks:
