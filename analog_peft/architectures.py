@@ -8,6 +8,7 @@ Models of other types still work when modules are named explicitly.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from torch import nn
@@ -79,6 +80,19 @@ SPECS: dict[str, ArchSpec] = {
 SPECS["smollm"] = SPECS["llama"]
 SPECS["mistral"] = SPECS["llama"]
 SPECS["qwen2"] = SPECS["llama"]
+
+def name_matcher(pattern: str) -> Callable[[str], bool]:
+    """The module-name test of ``pattern``, one syntax for conversion, adapters and exclusions: ``re:<regex>``
+    full-matches the name, anything else matches the whole name or a dotted suffix (``query`` matches
+    ``encoder.layer.0.attention.self.query``). An invalid regex raises ``ValueError`` naming it and the fix."""
+    if not pattern.startswith("re:"):
+        return lambda name: name == pattern or name.endswith("." + pattern)
+    try:
+        rx = re.compile(pattern[3:])
+    except re.error as exc:
+        raise ValueError(f"{pattern!r} is not a valid regular expression ({exc}); fix the regex after 're:'") from None
+    return lambda name: rx.fullmatch(name) is not None
+
 
 #: model types that are encoders only (no causal LM), for configs that name no architecture (GGUF)
 ENCODER_ONLY = frozenset({"bert", "roberta", "distilbert", "albert", "electra", "deberta", "deberta-v2",

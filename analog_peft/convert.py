@@ -16,7 +16,6 @@ from __future__ import annotations
 import difflib
 import importlib.util
 import json
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -29,7 +28,7 @@ from torch import nn
 from transformers.pytorch_utils import Conv1D
 
 from analog_peft.analog_linear import AnalogLinear as FastAnalogLinear
-from analog_peft.architectures import ArchSpec, spec_for
+from analog_peft.architectures import ArchSpec, name_matcher, spec_for
 from analog_peft.presets import RPUPreset, resolve_rpu
 
 LINEAR_TYPES = (nn.Linear, Conv1D)
@@ -320,11 +319,12 @@ def _match_names(
             hits = set(spec.role_names(model, pat[5:]))
             if not hits:
                 raise ConversionError(f"{what}: no module plays role {pat[5:]!r}; roles: {sorted(spec.roles)}")
-        elif pat.startswith("re:"):
-            rx = _compile(pat, what)
-            hits = {n for n in leaves if rx.fullmatch(n)}
         else:
-            hits = {n for n in leaves if n == pat or n.endswith("." + pat)}
+            try:
+                match = name_matcher(pat)
+            except ValueError as exc:
+                raise ConversionError(f"{what}: {exc}") from None
+            hits = {n for n in leaves if match(n)}
         if not hits:
             close = difflib.get_close_matches(pat, list(linear), n=5, cutoff=0.3)
             raise ConversionError(
@@ -340,16 +340,6 @@ def _match_names(
             )
         chosen |= hits
     return chosen
-
-
-def _compile(pattern: str, what: str) -> re.Pattern[str]:
-    """The regex of a ``re:<regex>`` pattern; an invalid one raises :class:`ConversionError` naming it."""
-    try:
-        return re.compile(pattern[3:])
-    except re.error as exc:
-        raise ConversionError(
-            f"{what}: {pattern!r} is not a valid regular expression ({exc}); fix the regex after 're:'"
-        ) from None
 
 
 def _tied_to_embeddings(model: nn.Module, linear: dict[str, nn.Module]) -> set[str]:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from dataclasses import dataclass
 from typing import Any
 
 from torch import nn
 
-from analog_peft.architectures import SPECS, ArchSpec
+from analog_peft.architectures import SPECS, ArchSpec, name_matcher
 from analog_peft.methods.config import AdapterConfig
 from analog_peft.methods.errors import AdapterError
 from analog_peft.methods.modules import features, is_linear_like
@@ -47,14 +46,10 @@ def matches(name: str, pattern: str) -> bool:
 
     An invalid regex raises :class:`AdapterError` naming the pattern.
     """
-    if pattern.startswith("re:"):
-        try:
-            return re.fullmatch(pattern[3:], name) is not None
-        except re.error as exc:
-            raise AdapterError(
-                f"module pattern {pattern!r} is not a valid regular expression ({exc}); fix the regex after 're:'"
-            ) from None
-    return name == pattern or name.endswith("." + pattern)
+    try:
+        return name_matcher(pattern)(name)
+    except ValueError as exc:
+        raise AdapterError(f"module pattern {exc}") from None
 
 
 def _role_index(model: nn.Module, spec: ArchSpec | None) -> dict[str, tuple[str, str]]:
