@@ -32,7 +32,8 @@ def _setup(root: Path, args: argparse.Namespace):
     from analog_peft.models import load_causal_lm
     from analog_peft.montecarlo.decoders import GenerationEvaluator
     from analog_peft.montecarlo.engine import MethodSpec, MonteCarloConfig, _Worker
-    from analog_peft.training.tiny import build_tiny_gpt2
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    from tiny_models import build_tiny_gpt2
 
     base = str(build_tiny_gpt2(root / "base", n_layer=4, n_embd=128, n_head=4, vocab_size=1000, max_mrs=None))
     adapted = attach(load_causal_lm(base), LoraConfig(r=8))

@@ -13,7 +13,8 @@ import json
 import sys
 from pathlib import Path
 
-from analog_peft.montecarlo.browser import check_report_renders
+from report_browser import check_report_renders  # scripts/report_browser.py
+
 from analog_peft.montecarlo.report import write_report
 
 

@@ -13,8 +13,9 @@ import json
 import sys
 from pathlib import Path
 
+from tiny_models import build_tiny_gpt2  # scripts/tiny_models.py
+
 from analog_peft.training import TrainConfig, train
-from analog_peft.training.tiny import build_tiny_gpt2
 
 
 def main(argv: list[str] | None = None) -> int:

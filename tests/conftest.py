@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 
 from analog_peft.tasks import resolve_data_dir
+
+#: test helpers that are not part of the package (tiny models, the browser check) live in scripts/
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
 # no test may reach the model hub (only package registries are reachable here, and tests stay local)
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

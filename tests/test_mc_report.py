@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from report_browser import check_report_renders, screenshot_stats  # scripts/, on sys.path by conftest
 from scipy import stats as sps
 
 from analog_peft.montecarlo import report as R
-from analog_peft.montecarlo.browser import check_report_renders, screenshot_stats
 
 TIMES = {"1s": 1.0, "1h": 3600.0, "1d": 86400.0, "1y": 365 * 86400.0}
 N_BOOT = 200

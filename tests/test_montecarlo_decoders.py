@@ -14,13 +14,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from tiny_models import build_tiny_gpt2  # scripts/, on sys.path by conftest
 
 from analog_peft.chips import ChipProgrammer
 from analog_peft.deploy import deploy
 from analog_peft.methods import BitFitConfig, GraspConfig, IA3Config, LoraConfig, ParaConfig, attach
 from analog_peft.models import load_causal_lm
 from analog_peft.montecarlo.engine import MethodSpec, MonteCarloConfig, run_montecarlo
-from analog_peft.training.tiny import build_tiny_gpt2
 
 IDEAL = {"name": "gaussian", "params": {"eta": 0.0}}
 FAST_METRICS = ["BLEU", "NIST"]  # no Java: METEOR / ROUGE-L / CIDEr start a JVM per call

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from tiny_models import build_tiny_gpt2  # scripts/, on sys.path by conftest
 
 from analog_peft.tasks import E2E_METRICS
 from analog_peft.training import TrainConfig, train
-from analog_peft.training.tiny import build_tiny_gpt2
 
 
 @pytest.mark.slow
