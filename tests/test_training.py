@@ -273,3 +273,18 @@ def test_the_conversion_travels_with_the_adapter_and_the_monte_carlo_reads_it(tm
     (best / "conversion.json").write_text(json.dumps({"rpu": None, "colour": 1}))
     with pytest.raises(ValueError, match="not a conversion record"):
         deploy(tiny_bert, best)
+
+
+def test_noise_is_a_typed_table_that_round_trips(tmp_path):
+    from analog_peft.training.config import NoiseConfig
+
+    cfg = TrainConfig(rpu="mapped", noise={"mode": "device", "device": {"name": "gaussian", "params": {"eta": 0.01}},
+                                           "t": 86400.0})
+    assert isinstance(cfg.noise, NoiseConfig) and cfg.noise.compensate_drift is True and cfg.base == "mapped"
+    cfg.to_toml(tmp_path / "c.toml")
+    assert TrainConfig.from_toml(tmp_path / "c.toml").noise == cfg.noise
+    assert TrainConfig(noise={"mode": "device", "device": "pcm"}).base == "ideal"  # auto: noise needs tiles
+    with pytest.raises(ConfigError, match=r"unknown noise option\(s\) \['sigma'\]"):
+        TrainConfig(noise={"mode": "device", "device": "pcm", "sigma": 0.1})
+    with pytest.raises(ConfigError, match="noise must be a table"):
+        TrainConfig(noise="pcm")

@@ -18,7 +18,6 @@ RPU_CHOICES = ("auto", "digital", *PRESETS)
 SCHEDULES = ("linear", "cosine", "constant")
 HEAD_ONLY = "head"
 PEFT = "peft"
-_NOISE_KEYS = {"mode", "device", "t", "eta", "compensate_drift", "modifier"}
 _INT_FIELDS = ("seed", "epochs", "max_steps", "batch_size", "eval_batch_size", "max_length", "warmup_steps",
                "train_examples", "eval_examples", "eval_every", "save_every", "log_every", "num_threads",
                "stop_after_steps", "num_labels")
@@ -72,16 +71,61 @@ def _check_data(config: TrainConfig) -> None:
         raise ConfigError(str(exc)) from exc
 
 
-def _check_device_noise(noise: dict[str, Any], base: str) -> None:
+@dataclass
+class NoiseConfig:
+    """Device noise in the training loop (the ``noise`` table of a :class:`TrainConfig`).
+
+    ``mode``: ``none``; ``device`` (every step runs on a freshly programmed chip of device model ``device``
+    read at ``t`` seconds, with global drift compensation unless ``compensate_drift`` is false); or
+    ``aihwkit_modifier`` (aihwkit's training weight modifier ``modifier``, ``add_normal`` or ``mult_normal``,
+    σ = ``eta`` relative to max|W|).
+    """
+
+    mode: str = "none"
+    device: str | dict[str, Any] | None = None
+    t: float = 0.0
+    eta: float = 0.0
+    compensate_drift: bool = True
+    modifier: str = "add_normal"
+
+    @classmethod
+    def coerce(cls, value: NoiseConfig | dict[str, Any] | None) -> NoiseConfig:
+        """A config from itself, its table (unknown keys are named), or None (no noise)."""
+        if isinstance(value, cls):
+            return value
+        if value is not None and not isinstance(value, dict):
+            raise ConfigError(f"noise must be a table such as {{mode = \"device\", device = \"pcm\"}}, got {value!r}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(value or {}) - known)
+        if unknown:
+            raise ConfigError(f"unknown noise option(s) {unknown}; known: {sorted(known)}")
+        return cls(**(value or {}))
+
+    def validate(self, rpu: str, base: str) -> None:
+        if self.mode not in NOISE_MODES:
+            raise ConfigError(f"noise.mode must be one of {NOISE_MODES}, got {self.mode!r}")
+        if self.mode == "device" and not self.device:
+            raise ConfigError('noise.mode = "device" needs noise.device (e.g. "pcm" or {name = "gaussian", eta = 0.01})')
+        if self.mode == "aihwkit_modifier" and not (_is_number(self.eta) and math.isfinite(self.eta) and self.eta > 0):
+            raise ConfigError(
+                f'noise.mode = "aihwkit_modifier" needs a finite noise.eta > 0 (σ relative to max|W|), got {self.eta!r}'
+            )
+        if self.mode != "none" and rpu == "digital":
+            raise ConfigError(f'noise.mode = "{self.mode}" needs an analog base: set rpu = "ideal" (or "auto")')
+        if self.mode == "device":
+            _check_device_noise(self, base)
+
+
+def _check_device_noise(noise: NoiseConfig, base: str) -> None:
     """``noise.device`` must build a device model, ``noise.t`` be a time it can be read at; warn on ``ideal``."""
     import device_models
     from analog_peft.devicecheck import warn_if_layer_mapped
 
     try:
-        dm = device_models.get(noise["device"])
+        dm = device_models.get(noise.device)
     except (device_models.DeviceModelError, TypeError) as exc:
         raise ConfigError(f"noise.device: {exc}") from exc
-    t = noise.get("t", 0.0)
+    t = noise.t
     if not _is_number(t):
         raise ConfigError(f"noise.t must be a number of seconds, got {t!r}")
     try:
@@ -116,10 +160,6 @@ def _check_peft(config: TrainConfig) -> None:
         peft_config_from_dict(copy.deepcopy(config.peft_config))
     except AdapterError as exc:
         raise ConfigError(str(exc)) from None
-
-
-def _default_noise() -> dict[str, Any]:
-    return {"mode": "none"}
 
 
 def _default_generation() -> dict[str, Any]:
@@ -188,7 +228,7 @@ class TrainConfig:
     method_options: dict[str, Any] = field(default_factory=dict)
     peft_config: dict[str, Any] = field(default_factory=dict)
     rpu: str = "auto"
-    noise: dict[str, Any] = field(default_factory=_default_noise)
+    noise: NoiseConfig = field(default_factory=NoiseConfig)
     seed: int = 0
     epochs: int = 1
     max_steps: int = 0
@@ -231,7 +271,7 @@ class TrainConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        self.noise = {**_default_noise(), **(self.noise or {})}
+        self.noise = NoiseConfig.coerce(self.noise)
         self.generation = {**_default_generation(), **(self.generation or {})}
         self.method_options = dict(self.method_options or {})
         self.peft_config = dict(self.peft_config or {}) if isinstance(self.peft_config, dict | None) else self.peft_config
@@ -257,23 +297,7 @@ class TrainConfig:
             raise ConfigError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
         if self.rpu not in RPU_CHOICES:
             raise ConfigError(f"rpu must be one of {RPU_CHOICES}, got {self.rpu!r}")
-        mode = self.noise.get("mode")
-        if mode not in NOISE_MODES:
-            raise ConfigError(f"noise.mode must be one of {NOISE_MODES}, got {mode!r}")
-        unknown = set(self.noise) - _NOISE_KEYS
-        if unknown:
-            raise ConfigError(f"unknown noise option(s) {sorted(unknown)}; known: {sorted(_NOISE_KEYS)}")
-        if mode == "device" and not self.noise.get("device"):
-            raise ConfigError('noise.mode = "device" needs noise.device (e.g. "pcm" or {name = "gaussian", eta = 0.01})')
-        eta = self.noise.get("eta", 0)
-        if mode == "aihwkit_modifier" and not (_is_number(eta) and math.isfinite(eta) and eta > 0):
-            raise ConfigError(
-                f'noise.mode = "aihwkit_modifier" needs a finite noise.eta > 0 (σ relative to max|W|), got {eta!r}'
-            )
-        if mode != "none" and self.rpu == "digital":
-            raise ConfigError(f'noise.mode = "{mode}" needs an analog base: set rpu = "ideal" (or "auto")')
-        if mode == "device":
-            _check_device_noise(self.noise, self.base)
+        self.noise.validate(self.rpu, self.base)
         if self.schedule not in SCHEDULES:
             raise ConfigError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         for name in ("batch_size", "eval_batch_size", "max_length", "log_every"):
@@ -298,7 +322,7 @@ class TrainConfig:
     def base(self) -> str:
         """The resolved base: ``digital``, ``ideal`` or ``standard``."""
         if self.rpu == "auto":
-            return "digital" if self.noise.get("mode", "none") == "none" else "ideal"
+            return "digital" if self.noise.mode == "none" else "ideal"
         return self.rpu
 
     def data_options(self) -> Any:

@@ -326,7 +326,7 @@ class _Session:
             "model": config.model,
             "method": config.method,
             "base": config.base,
-            "noise": config.noise,
+            "noise": config.to_dict()["noise"],
             "seed": config.seed,
             "metric_name": self.task.metric,
             "metric": state["best_metric"],

@@ -20,8 +20,10 @@ from typing import Any
 
 from torch import nn
 
+from analog_peft.training.config import NoiseConfig
 
-def modifier_rpu(preset: str, noise: dict[str, Any]) -> Any:
+
+def modifier_rpu(preset: str, noise: NoiseConfig) -> Any:
     """The preset's RPU config with aihwkit's training weight modifier set from ``noise``."""
     from aihwkit.simulator.parameters import WeightModifierParameter
     from aihwkit.simulator.parameters.enums import WeightModifierType
@@ -29,11 +31,11 @@ def modifier_rpu(preset: str, noise: dict[str, Any]) -> Any:
     from analog_peft.presets import RPUPreset
 
     kinds = {"add_normal": WeightModifierType.ADD_NORMAL, "mult_normal": WeightModifierType.MULT_NORMAL}
-    kind = str(noise.get("modifier", "add_normal")).lower()
+    kind = str(noise.modifier).lower()
     if kind not in kinds:
         raise ValueError(f"noise.modifier must be one of {sorted(kinds)}, got {kind!r}")
     rpu = RPUPreset(preset).build()
-    rpu.modifier = WeightModifierParameter(type=kinds[kind], std_dev=float(noise["eta"]), rel_to_actual_wmax=True)
+    rpu.modifier = WeightModifierParameter(type=kinds[kind], std_dev=float(noise.eta), rel_to_actual_wmax=True)
     return rpu
 
 
@@ -46,18 +48,19 @@ def analog_modules(model: nn.Module) -> list[nn.Module]:
 class NoiseInjector:
     """Puts the base model in its per-step noisy state for one training step (see module docstring)."""
 
-    def __init__(self, model: nn.Module, noise: dict[str, Any], seed: int) -> None:
+    def __init__(self, model: nn.Module, noise: NoiseConfig | dict[str, Any], seed: int) -> None:
+        noise = NoiseConfig.coerce(noise)
         self.model = model
-        self.mode = noise.get("mode", "none")
-        self.t = float(noise.get("t", 0.0))
+        self.mode = noise.mode
+        self.t = float(noise.t)
         self.analog = analog_modules(model)
         self.programmer = None
         if self.mode == "device":
             from analog_peft.chips import ChipProgrammer, derive_seed
 
             self.programmer = ChipProgrammer(
-                model, noise["device"], seed=derive_seed(seed, "train-noise"),
-                compensate_drift=bool(noise.get("compensate_drift", True)),
+                model, noise.device, seed=derive_seed(seed, "train-noise"),
+                compensate_drift=bool(noise.compensate_drift),
             )
 
     def train_mode(self) -> None:

@@ -150,7 +150,7 @@ def convert_base(model: nn.Module, config: TrainConfig) -> Any:
     from analog_peft.presets import RPUPreset
     from analog_peft.training.noise import modifier_rpu
 
-    rpu = modifier_rpu(config.base, config.noise) if config.noise.get("mode") == "aihwkit_modifier" else config.base
+    rpu = modifier_rpu(config.base, config.noise) if config.noise.mode == "aihwkit_modifier" else config.base
     report = convert(model, rpu)
     setattr(model, ATTR, replace(getattr(model, ATTR), rpu=RPUPreset(config.base).to_dict()))
     return report
