@@ -288,3 +288,12 @@ def test_noise_is_a_typed_table_that_round_trips(tmp_path):
         TrainConfig(noise={"mode": "device", "device": "pcm", "sigma": 0.1})
     with pytest.raises(ConfigError, match="noise must be a table"):
         TrainConfig(noise="pcm")
+
+
+def test_generation_is_a_typed_table():
+    cfg = TrainConfig(task="e2e", model="minilm-l6", generation={"num_beams": 4})
+    assert (cfg.generation.num_beams, cfg.generation.max_new_tokens, cfg.generation.batch_size) == (4, 64, 16)
+    with pytest.raises(ConfigError, match=r"unknown generation option\(s\) \['beams'\]"):
+        TrainConfig(generation={"beams": 4})
+    with pytest.raises(ConfigError, match="generation.max_new_tokens must be a positive integer"):
+        TrainConfig(generation={"max_new_tokens": 0})

@@ -162,8 +162,30 @@ def _check_peft(config: TrainConfig) -> None:
         raise ConfigError(str(exc)) from None
 
 
-def _default_generation() -> dict[str, Any]:
-    return {"num_beams": 1, "max_new_tokens": 64, "batch_size": 16}
+@dataclass
+class GenerationConfig:
+    """Decoding of generation tasks (E2E): beam width (1 = greedy), tokens generated at most, MRs per batch."""
+
+    num_beams: int = 1
+    max_new_tokens: int = 64
+    batch_size: int = 16
+
+    @classmethod
+    def coerce(cls, value: GenerationConfig | dict[str, Any] | None) -> GenerationConfig:
+        """A config from itself or its table; unknown keys and values that are not positive integers are named."""
+        if isinstance(value, cls):
+            return value
+        if value is not None and not isinstance(value, dict):
+            raise ConfigError(f"generation must be a table such as {{num_beams = 4}}, got {value!r}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(value or {}) - known)
+        if unknown:
+            raise ConfigError(f"unknown generation option(s) {unknown}; known: {sorted(known)}")
+        out = cls(**(value or {}))
+        for name in known:
+            if not _is_int(getattr(out, name)) or getattr(out, name) < 1:
+                raise ConfigError(f"generation.{name} must be a positive integer, got {getattr(out, name)!r}")
+        return out
 
 
 @dataclass
@@ -259,7 +281,7 @@ class TrainConfig:
     data_name: str = ""
     allow_decoder_classifier: bool = False
     pooling: str = "auto"
-    generation: dict[str, Any] = field(default_factory=_default_generation)
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
     out_dir: str = "runs/train"
     eval_every: int = 0
     save_every: int = 0
@@ -272,7 +294,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         self.noise = NoiseConfig.coerce(self.noise)
-        self.generation = {**_default_generation(), **(self.generation or {})}
+        self.generation = GenerationConfig.coerce(self.generation)
         self.method_options = dict(self.method_options or {})
         self.peft_config = dict(self.peft_config or {}) if isinstance(self.peft_config, dict | None) else self.peft_config
         self.labels = list(self.labels) if isinstance(self.labels, list | tuple) else self.labels

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from analog_peft.finite import check_finite_logits
+from analog_peft.training.config import GenerationConfig
 from analog_peft.training.generation import generate_texts
 
 
@@ -53,7 +54,7 @@ def evaluate(
     tokenizer: Any,
     *,
     batch_size: int = 64,
-    generation: dict[str, Any] | None = None,
+    generation: GenerationConfig | dict[str, Any] | None = None,
     max_length: int = 128,
     device: str | torch.device = "cpu",
     progress: bool = False,
@@ -70,10 +71,10 @@ def evaluate(
         preds = predict_labels(model, data.eval_features, data.collate, batch_size, device, where,
                                regression=data.kind == "regression")
         return task.compute_metrics(preds, data.eval_refs)
-    gen = {**(generation or {})}
+    gen = GenerationConfig.coerce(generation)
     preds = generate_texts(
-        model, tokenizer, data.eval_inputs, num_beams=int(gen.get("num_beams", 1)),
-        max_new_tokens=int(gen.get("max_new_tokens", 64)), batch_size=int(gen.get("batch_size", 16)),
+        model, tokenizer, data.eval_inputs, num_beams=gen.num_beams,
+        max_new_tokens=gen.max_new_tokens, batch_size=gen.batch_size,
         max_prompt_length=max_length, device=device, progress=progress,
     )
     metrics: dict[str, Any] = dict(task.compute_metrics(preds, data.eval_refs))
