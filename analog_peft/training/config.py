@@ -7,7 +7,7 @@ import math
 import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from analog_peft.heads import POOLINGS
 from analog_peft.presets import PRESETS
@@ -71,6 +71,22 @@ def _check_data(config: TrainConfig) -> None:
         raise ConfigError(str(exc)) from exc
 
 
+_T = TypeVar("_T")
+
+
+def _from_table(cls: type[_T], value: Any, what: str, example: str) -> _T:
+    """``cls`` from itself, its TOML table or None (its defaults); a non-table or an unknown key is named."""
+    if isinstance(value, cls):
+        return value
+    if value is not None and not isinstance(value, dict):
+        raise ConfigError(f"{what} must be a table such as {example}, got {value!r}")
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(value or {}) - known)
+    if unknown:
+        raise ConfigError(f"unknown {what} option(s) {unknown}; known: {sorted(known)}")
+    return cls(**(value or {}))
+
+
 @dataclass
 class NoiseConfig:
     """Device noise in the training loop (the ``noise`` table of a :class:`TrainConfig`).
@@ -91,15 +107,7 @@ class NoiseConfig:
     @classmethod
     def coerce(cls, value: NoiseConfig | dict[str, Any] | None) -> NoiseConfig:
         """A config from itself, its table (unknown keys are named), or None (no noise)."""
-        if isinstance(value, cls):
-            return value
-        if value is not None and not isinstance(value, dict):
-            raise ConfigError(f"noise must be a table such as {{mode = \"device\", device = \"pcm\"}}, got {value!r}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(value or {}) - known)
-        if unknown:
-            raise ConfigError(f"unknown noise option(s) {unknown}; known: {sorted(known)}")
-        return cls(**(value or {}))
+        return _from_table(cls, value, "noise", '{mode = "device", device = "pcm"}')
 
     def validate(self, rpu: str, base: str) -> None:
         if self.mode not in NOISE_MODES:
@@ -173,16 +181,8 @@ class GenerationConfig:
     @classmethod
     def coerce(cls, value: GenerationConfig | dict[str, Any] | None) -> GenerationConfig:
         """A config from itself or its table; unknown keys and values that are not positive integers are named."""
-        if isinstance(value, cls):
-            return value
-        if value is not None and not isinstance(value, dict):
-            raise ConfigError(f"generation must be a table such as {{num_beams = 4}}, got {value!r}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(value or {}) - known)
-        if unknown:
-            raise ConfigError(f"unknown generation option(s) {unknown}; known: {sorted(known)}")
-        out = cls(**(value or {}))
-        for name in known:
+        out = _from_table(cls, value, "generation", "{num_beams = 4}")
+        for name in (f.name for f in fields(cls)):
             if not _is_int(getattr(out, name)) or getattr(out, name) < 1:
                 raise ConfigError(f"generation.{name} must be a positive integer, got {getattr(out, name)!r}")
         return out
