@@ -27,6 +27,8 @@ from aihwkit.simulator.tiles.array import TileModuleArray
 from aihwkit.simulator.tiles.inference_torch import TorchInferenceTile
 from torch import Tensor
 
+from analog_peft.chip_stack import stack_of, stacked_linear
+
 _Source = tuple[Tensor, int, int]  # (view keeping the storage alive, data_ptr, version)
 #: ``(transform, tensors)``: ``transform(W_eff, bias) -> (W, bias)`` folded into the cache, rebuilt when a tensor changes
 Fold = tuple[Callable[[Tensor, "Tensor | None"], tuple[Tensor, "Tensor | None"]], Sequence[Tensor | None]]
@@ -38,6 +40,9 @@ class AnalogLinear(_AihwkitAnalogLinear):
     def forward(self, x_input: Tensor) -> Tensor:
         if self.training or torch.is_grad_enabled():
             return super().forward(x_input)
+        stack = stack_of(self)
+        if stack is not None:  # chip-batched (analog_peft.chip_stack)
+            return stacked_linear(x_input, *stack)
         grid = self._grid()
         if not all(_perfect(t) for _, t in grid):
             return super().forward(x_input)

@@ -208,6 +208,7 @@ def _config_from_flags(args: argparse.Namespace) -> MonteCarloConfig:
         run=args.run or (args.out or "mc").rstrip("/").split("/")[-1],
         torch_device=args.torch_device,
         keep_chip_state=not args.low_memory,
+        eval_stack=args.eval_stack,
         target_ci_width=args.target_ci_width,
         max_chips=args.max_chips,
         chip_batch=args.chip_batch,
@@ -414,6 +415,9 @@ def _add_montecarlo(sub: Any) -> None:
     p.add_argument("--low-memory", action="store_true",
                    help="re-draw each chip's programming per time point instead of keeping it (no per-chip "
                         "state: 4 floats per analog weight less for PCM; same results, slower drift)")
+    p.add_argument("--eval-stack", type=positive_int, default=1,
+                   help="chip-batched evaluation: stack up to N time points of a chip into one batched forward "
+                        "(same rows to float rounding; for GPUs, slower on CPU; needs --rpu mapped/ideal)")
     p.add_argument("--executor", default="process", choices=["process", "ray"],
                    help="ray: chips on Ray actors (pip install 'analog_peft[ray]'; joins $RAY_ADDRESS if set)")
     p.add_argument("--out", default=None, help="run directory (resumed if it exists with the same config); required "

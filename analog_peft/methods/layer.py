@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from analog_peft.chip_stack import stack_of, stacked_linear
 from analog_peft.methods.config import AdapterConfig
 from analog_peft.methods.errors import AdapterError
 from analog_peft.methods.modules import features, module_device_dtype, read_weight, write_weight
@@ -45,6 +46,9 @@ class AdapterLayer(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if not self.adapter_enabled:
             return self.base_layer(x)
+        stack = stack_of(self)
+        if stack is not None and not (self.training or torch.is_grad_enabled()):  # chip-batched, folded
+            return stacked_linear(x, *stack)
         folded = self._folded()
         if folded is not None:
             return F.linear(x, *folded)

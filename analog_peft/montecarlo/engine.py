@@ -36,6 +36,7 @@ import torch
 from tqdm.auto import tqdm
 
 import device_models
+from analog_peft.chip_stack import LinearMaps, linear_maps
 from analog_peft.chips import ChipProgrammer
 from analog_peft.deploy import DEPLOYMENTS, Deployment, adapter_path, deploy, normalize_adapter
 from analog_peft.devicecheck import warn_if_layer_mapped
@@ -81,7 +82,7 @@ EVAL_THREADS = 1
 COLUMNS = ["run", "method", "task", "device", "deployment", "chip", "t", "t_label", "metric", "value"]
 #: config fields that do not change any row: the display name, the memory mode, the number of chips and the
 #: sequential stopping rule (which only chooses how many chips run)
-UNHASHED = ("run", "keep_chip_state", "n_chips", "target_ci_width", "max_chips", "chip_batch", "target_pair",
+UNHASHED = ("run", "keep_chip_state", "eval_stack", "n_chips", "target_ci_width", "max_chips", "chip_batch", "target_pair",
             "target_metric", "target_scope")
 #: the CIs a sequential run can stop on: the chip-level CI of each deployment, or the CI of every source
 TARGET_SCOPES = ("chips", "all")
@@ -143,6 +144,10 @@ class MonteCarloConfig:
     #: keep each chip's per-device draws between time points (fast) or re-draw them per time point (no
     #: per-chip memory; same results, so not hashed)
     keep_chip_state: bool = True
+    #: chip-batched evaluation (``analog_peft.chip_stack``): up to this many time points of a chip stacked
+    #: into one batched forward (same rows up to float summation order, so not hashed). 1 = one at a time,
+    #: the CPU default (stacking measured slower on CPU); for GPUs. Needs a perfect periphery and a classifier
+    eval_stack: int = 1
     #: the user's own evaluation file (CSV, TSV, JSON Lines, Parquet) instead of the task's split file, and
     #: its layout: the same fields as the training config (see ``analog_peft.tasks.DataOptions``)
     eval_file: str | None = None
@@ -222,6 +227,12 @@ class MonteCarloConfig:
             raise ValueError(f"torch_device={self.torch_device!r} but CUDA is not available here; use 'cpu'")
         if self.n_chips < 1:
             raise ValueError(f"n_chips must be >= 1, got {self.n_chips}")
+        if self.eval_stack < 1:
+            raise ValueError(f"eval_stack must be >= 1 (1 = one chip state per forward), got {self.eval_stack}")
+        if self.eval_stack > 1 and self.decoder:
+            raise ValueError(f"eval_stack = {self.eval_stack}: chip-batched evaluation is implemented for "
+                             "classification and regression tasks; decoder tasks run one state at a time "
+                             "(use eval_stack = 1)")
         if self.deployment not in DEPLOYMENTS:
             raise ValueError(f"unknown deployment {self.deployment!r}; choose one of {DEPLOYMENTS}")
         for name in names:
@@ -434,28 +445,46 @@ def score(
     return score_examples(model, eval_set, chips, where)[0]
 
 
-@torch.no_grad()
 def score_examples(
     model: torch.nn.Module, eval_set: EvalSet, chips: ChipProgrammer | None = None, where: str = "evaluation"
 ) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
     """``(metrics, pred, loss)``: :func:`score`'s metrics and, per example (batch order), the prediction
     (class, or score of a regression) and the loss (cross-entropy of the label, or squared error)."""
-    preds: list[Any] = []
-    losses: list[torch.Tensor] = []
+    return score_copies(model, eval_set, 1, chips, where)[0]
+
+
+@torch.no_grad()
+def score_copies(
+    model: torch.nn.Module, eval_set: EvalSet, copies: int, chips: ChipProgrammer | None = None,
+    where: str = "evaluation",
+) -> list[tuple[dict[str, float], np.ndarray, np.ndarray]]:
+    """:func:`score_examples` of each of ``copies`` stacked states (``analog_peft.chip_stack.stacked``): every
+    batch runs once, repeated ``copies`` times along dim 0, and copy k's logits are state k's."""
+    preds: list[list[Any]] = [[] for _ in range(copies)]
+    losses: list[list[torch.Tensor]] = [[] for _ in range(copies)]
     device = next(model.parameters()).device
     start = 0
     for i, batch in enumerate(eval_set.batches):
         batch = {k: v.to(device) for k, v in batch.items()}
+        if copies > 1:
+            batch = {k: v.repeat(copies, *([1] * (v.dim() - 1))) for k, v in batch.items()}
         if chips is None:
             logits = model(**batch).logits
         else:
             with chips.seeded_forward("batch", i):
                 logits = model(**batch).logits
         check_finite_logits(logits, f"{where}, batch {i}")
-        labels = torch.tensor(eval_set.labels[start : start + len(logits)])
-        start += len(logits)
-        preds.extend(logits[:, 0].tolist() if eval_set.regression else logits.argmax(-1).tolist())
-        losses.append(_example_loss(logits.detach().float().cpu(), labels, eval_set.regression))
+        n = len(logits) // copies
+        labels = torch.tensor(eval_set.labels[start : start + n])
+        start += n
+        for k, part in enumerate(logits.split(n)):
+            preds[k].extend(part[:, 0].tolist() if eval_set.regression else part.argmax(-1).tolist())
+            losses[k].append(_example_loss(part.detach().float().cpu(), labels, eval_set.regression))
+    return [_scored(eval_set, p, ls) for p, ls in zip(preds, losses, strict=True)]
+
+
+def _scored(eval_set: EvalSet, preds: list[Any], losses: list[torch.Tensor]
+            ) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
     if eval_set.task is None:
         metrics = classification_metrics(preds, eval_set.labels)
     else:
@@ -515,18 +544,27 @@ class _Worker:
         for (_, chips), leader in zip(self.deployments, self.leaders, strict=True):
             if leader is None:
                 chips.program(chip)
-        for t in c.times:
-            for i, ((dep, chips), leader) in enumerate(zip(self.deployments, self.leaders, strict=True)):
-                if leader is None:
-                    chips.drift(t)
-                else:
-                    chips.copy_from(leader)
-                when = format_time(t) if t > 0 else "0s"
-                where = f"method {dep.name!r} on chip {chip} at t = {when} ({device_name})"
-                metrics, arrays = self.evaluator.evaluate(dep.model, chips, where)
-                per_example[i].append(arrays)
-                for metric, value in metrics.items():
-                    rows[i].append(_row(c, dep.name, device_name, chip, t, metric, value))
+        for group in _time_groups(c.times, c.eval_stack):
+            states: list[list[LinearMaps]] = [[] for _ in self.deployments]
+            for t in group:
+                for i, ((dep, chips), leader) in enumerate(zip(self.deployments, self.leaders, strict=True)):
+                    if leader is None:
+                        chips.drift(t)
+                    else:
+                        chips.copy_from(leader)
+                    if len(group) > 1:  # chip-batched: keep this state, evaluate the group at once
+                        states[i].append(linear_maps(dep.model))
+                        continue
+                    metrics, arrays = self.evaluator.evaluate(dep.model, chips, _where(dep, chip, t, device_name))
+                    per_example[i].append(arrays)
+                    rows[i] += [_row(c, dep.name, device_name, chip, t, m, v) for m, v in metrics.items()]
+            if len(group) > 1:
+                for i, (dep, chips) in enumerate(self.deployments):
+                    where = _where(dep, chip, group[0], device_name) + f" (stack of {len(group)} times)"
+                    for t, (metrics, arrays) in zip(group, self.evaluator.evaluate_stacked(dep.model, states[i], where),
+                                                    strict=True):
+                        per_example[i].append(arrays)
+                        rows[i] += [_row(c, dep.name, device_name, chip, t, m, v) for m, v in metrics.items()]
         for _, chips in self.deployments:
             chips.reset()
         arrays = {**stack_arrays(per_example), "methods": np.array([d.name for d, _ in self.deployments]),
@@ -547,6 +585,16 @@ def _init_process(config_dict: dict[str, Any], threads: int) -> None:
 def _process_chip(chip: int) -> tuple[int, ChipResult]:
     assert _WORKER is not None
     return chip, _WORKER.chip_result(chip)
+
+
+def _time_groups(times: list[float], size: int) -> list[list[float]]:
+    """The time grid cut into consecutive groups of at most ``size`` (evaluated chip-batched when > 1)."""
+    return [times[k : k + size] for k in range(0, len(times), max(1, size))]
+
+
+def _where(dep: Deployment, chip: int, t: float, device_name: str) -> str:
+    when = format_time(t) if t > 0 else "0s"
+    return f"method {dep.name!r} on chip {chip} at t = {when} ({device_name})"
 
 
 def _row(c: MonteCarloConfig, method: str, device: str, chip: int, t: float, metric: str, value: float) -> dict:

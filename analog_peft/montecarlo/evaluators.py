@@ -25,6 +25,7 @@ import numpy as np
 if TYPE_CHECKING:
     import torch
 
+    from analog_peft.chip_stack import LinearMaps
     from analog_peft.chips import ChipProgrammer
 
     from .engine import EvalSet, MonteCarloConfig
@@ -99,6 +100,18 @@ class ClassifierEvaluator:
 
         metrics, pred, loss = score_examples(model, self.eval_set, chips, where)
         return metrics, {"pred": pred, "loss": loss}
+
+    def evaluate_stacked(self, model: torch.nn.Module, states: list[LinearMaps],
+                         where: str = "evaluation") -> list[tuple[dict[str, float], Arrays]]:
+        """:meth:`evaluate` of each chip state in ``states`` (from ``chip_stack.linear_maps``), in one
+        batched forward per batch (``chip_stack.stacked``)."""
+        from analog_peft.chip_stack import stacked
+
+        from .engine import score_copies
+
+        with stacked(model, states) as k:
+            scored = score_copies(model, self.eval_set, k, None, where)
+        return [(metrics, {"pred": pred, "loss": loss}) for metrics, pred, loss in scored]
 
     def write_examples(self, out: Path) -> None:
         from . import examples as ex
