@@ -78,9 +78,8 @@ def test_stacked_linear_bad_batch_and_bad_states():
     with pytest.raises(ValueError, match="repeated 3 times"):
         stacked_linear(torch.randn(4, 5), w, None)
     torch.testing.assert_close(stacked_linear(torch.randn(6, 2, 5), w, torch.randn(3, 4)).shape, (6, 2, 4))
-    with pytest.raises(ValueError, match="no states"):
-        with stacked(torch.nn.Linear(2, 2), []):
-            pass
+    with pytest.raises(ValueError, match="no states"), stacked(torch.nn.Linear(2, 2), []):
+        pass
 
 
 def test_standard_periphery_is_refused():

@@ -50,7 +50,7 @@ from analog_peft.montecarlo.decoder_config import (
     validate_decoder,
 )
 from analog_peft.montecarlo.decoders import assemble_outputs, manifest_kind
-from analog_peft.montecarlo.evaluators import Evaluator, is_decoder_task, make_evaluator, stack_arrays
+from analog_peft.montecarlo.evaluators import Arrays, Evaluator, is_decoder_task, make_evaluator, stack_arrays
 from analog_peft.montecarlo.files import RunDirLocked, atomic_write, lock_run_dir, read_results_csv
 from analog_peft.montecarlo.stats import format_time, replicate_of
 from analog_peft.platform_info import platform_info
@@ -545,31 +545,37 @@ class _Worker:
             if leader is None:
                 chips.program(chip)
         for group in _time_groups(c.times, c.eval_stack):
-            states: list[list[LinearMaps]] = [[] for _ in self.deployments]
-            for t in group:
-                for i, ((dep, chips), leader) in enumerate(zip(self.deployments, self.leaders, strict=True)):
-                    if leader is None:
-                        chips.drift(t)
-                    else:
-                        chips.copy_from(leader)
-                    if len(group) > 1:  # chip-batched: keep this state, evaluate the group at once
-                        states[i].append(linear_maps(dep.model))
-                        continue
-                    metrics, arrays = self.evaluator.evaluate(dep.model, chips, _where(dep, chip, t, device_name))
+            for i, scored in enumerate(self._group_scores(chip, group, device_name)):
+                for t, (metrics, arrays) in zip(group, scored, strict=True):
                     per_example[i].append(arrays)
-                    rows[i] += [_row(c, dep.name, device_name, chip, t, m, v) for m, v in metrics.items()]
-            if len(group) > 1:
-                for i, (dep, chips) in enumerate(self.deployments):
-                    where = _where(dep, chip, group[0], device_name) + f" (stack of {len(group)} times)"
-                    for t, (metrics, arrays) in zip(group, self.evaluator.evaluate_stacked(dep.model, states[i], where),
-                                                    strict=True):
-                        per_example[i].append(arrays)
-                        rows[i] += [_row(c, dep.name, device_name, chip, t, m, v) for m, v in metrics.items()]
+                    rows[i] += [_row(c, self.deployments[i][0].name, device_name, chip, t, m, v)
+                                for m, v in metrics.items()]
         for _, chips in self.deployments:
             chips.reset()
         arrays = {**stack_arrays(per_example), "methods": np.array([d.name for d, _ in self.deployments]),
                   "times": np.asarray(c.times, dtype=float)}
         return [row for method_rows in rows for row in method_rows], arrays
+
+    def _group_scores(self, chip: int, group: list[float], device_name: str) -> list[list[tuple[dict, Arrays]]]:
+        """``[method][time of group] → (metrics, arrays)``: each time evaluated on its own, or (a group of
+        several, ``eval_stack``) the chip's states at those times kept and evaluated in one batched forward."""
+        scores: list[list[tuple[dict, Arrays]]] = [[] for _ in self.deployments]
+        states: list[list[LinearMaps]] = [[] for _ in self.deployments]
+        for t in group:
+            for i, ((dep, chips), leader) in enumerate(zip(self.deployments, self.leaders, strict=True)):
+                if leader is None:
+                    chips.drift(t)
+                else:
+                    chips.copy_from(leader)
+                if len(group) > 1:
+                    states[i].append(linear_maps(dep.model))
+                else:
+                    scores[i].append(self.evaluator.evaluate(dep.model, chips, _where(dep, chip, t, device_name)))
+        if len(group) > 1:
+            for i, (dep, _) in enumerate(self.deployments):
+                where = _where(dep, chip, group[0], device_name) + f" (stack of {len(group)} times)"
+                scores[i] = self.evaluator.evaluate_stacked(dep.model, states[i], where)
+        return scores
 
 
 _WORKER: _Worker | None = None
