@@ -162,6 +162,11 @@ def test_not_an_adapter_dir_is_refused(tmp_path):
     cfg = MonteCarloConfig(methods=[MethodSpec("x", str(tmp_path))], n_chips=1, times=[1.0])
     with pytest.raises(ValueError, match="adapter_config.json"):
         cfg.validate()
+    for sub in ("best", "last"):  # a training run's adapter folder: its two adapters are named
+        (tmp_path / sub).mkdir()
+        (tmp_path / sub / "adapter_config.json").write_text("{}")
+    with pytest.raises(ValueError, match=r"pass one of its adapters, .*best or .*last"):
+        cfg.validate()
 
 
 def test_periphery_methods_share_the_programmed_base(adapters):

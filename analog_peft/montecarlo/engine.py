@@ -218,7 +218,10 @@ class MonteCarloConfig:
             raise ValueError(f"method names must be unique, got {names}")
         for m in self.methods:
             if m.adapter is not None and not (adapter_path(m.adapter) / "adapter_config.json").is_file():
-                raise ValueError(f"method {m.name!r}: {m.adapter} has no adapter_config.json (not a saved adapter)")
+                found = [p.parent for p in sorted(adapter_path(m.adapter).glob("*/adapter_config.json"))]
+                hint = f": pass one of its adapters, {' or '.join(map(str, found))}" if found else ""
+                raise ValueError(f"method {m.name!r}: {m.adapter} has no adapter_config.json (not a saved "
+                                 f"adapter){hint}")
         if not self.times:
             raise ValueError("the time grid is empty: give at least one inference time, e.g. --times 1s,1d,1y")
         if any(t < 0 for t in self.times) or len(set(self.times)) != len(self.times):
