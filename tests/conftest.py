@@ -109,3 +109,25 @@ class DiesMidWrite:
         self.f.write(data[: len(data) // 2])
         self.f.flush()
         raise KeyboardInterrupt("killed mid-write")
+
+
+@pytest.fixture(scope="session")
+def save_perturbed_adapters():
+    """``save(root, [(name, config), …], seed) -> {name: dir}``: MiniLM-L6 adapters moved off their identity
+    init by seeded noise (so methods differ), independent of the tests run before."""
+    from analog_peft.methods import attach
+    from analog_peft.models import load_classifier
+
+    def save(root: Path, configs: list, seed: int) -> dict[str, str]:
+        out, gen = {}, torch.Generator().manual_seed(seed)
+        for name, cfg in configs:
+            adapted = attach(load_classifier("minilm-l6", num_labels=2, seed=0), cfg)
+            with torch.no_grad():
+                for p in adapted.parameters():
+                    if p.requires_grad:
+                        p.add_(0.05 * torch.randn(p.shape, generator=gen, dtype=p.dtype))
+            adapted.save_adapter(root / name)
+            out[name] = str(root / name)
+        return out
+
+    return save

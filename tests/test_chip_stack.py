@@ -10,8 +10,8 @@ import torch
 from analog_peft.chip_stack import StackUnsupported, linear_maps, stacked, stacked_linear
 from analog_peft.chips import ChipProgrammer
 from analog_peft.deploy import deploy
-from analog_peft.methods import GraspConfig, IA3Config, LoraConfig, attach
-from analog_peft.models import load_classifier, load_tokenizer
+from analog_peft.methods import GraspConfig, IA3Config, LoraConfig
+from analog_peft.models import load_tokenizer
 from analog_peft.montecarlo.engine import MethodSpec, MonteCarloConfig, run_montecarlo
 
 PCM = "pcm"
@@ -19,18 +19,10 @@ TIMES = [1.0, 3600.0, 86400.0]
 
 
 @pytest.fixture(scope="module")
-def adapters(tmp_path_factory) -> dict[str, str]:
-    root = tmp_path_factory.mktemp("stack_adapters")
-    out, gen = {}, torch.Generator().manual_seed(1)
-    for name, cfg in [("grasp", GraspConfig(k=8)), ("lora", LoraConfig(r=4)), ("ia3", IA3Config())]:
-        adapted = attach(load_classifier("minilm-l6", num_labels=2, seed=0), cfg)
-        with torch.no_grad():
-            for p in adapted.parameters():
-                if p.requires_grad:
-                    p.add_(0.05 * torch.randn(p.shape, generator=gen, dtype=p.dtype))
-        adapted.save_adapter(root / name)
-        out[name] = str(root / name)
-    return out
+def adapters(tmp_path_factory, save_perturbed_adapters) -> dict[str, str]:
+    return save_perturbed_adapters(tmp_path_factory.mktemp("stack_adapters"),
+                                   [("grasp", GraspConfig(k=8)), ("lora", LoraConfig(r=4)), ("ia3", IA3Config())],
+                                   seed=1)
 
 
 def _batch(n: int = 6) -> dict[str, torch.Tensor]:

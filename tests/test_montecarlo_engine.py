@@ -18,25 +18,15 @@ import torch
 from analog_peft.chips import ChipProgrammer
 from analog_peft.deploy import deploy
 from analog_peft.methods import GraspConfig, LoraConfig, attach
-from analog_peft.models import load_classifier
 from analog_peft.montecarlo.engine import MethodSpec, MonteCarloConfig, RunDirMismatch, run_montecarlo
 
 GAUSS = {"name": "gaussian", "params": {"eta": 0.01}}
 
 
 @pytest.fixture(scope="module")
-def adapters(tmp_path_factory) -> dict[str, str]:
-    root = tmp_path_factory.mktemp("adapters")
-    out, gen = {}, torch.Generator().manual_seed(0)  # the adapters do not depend on the tests run before
-    for name, cfg in [("grasp", GraspConfig(k=8)), ("lora", LoraConfig(r=4))]:
-        adapted = attach(load_classifier("minilm-l6", num_labels=2, seed=0), cfg)
-        with torch.no_grad():  # make the two methods differ
-            for p in adapted.parameters():
-                if p.requires_grad:
-                    p.add_(0.05 * torch.randn(p.shape, generator=gen, dtype=p.dtype))
-        adapted.save_adapter(root / name)
-        out[name] = str(root / name)
-    return out
+def adapters(tmp_path_factory, save_perturbed_adapters) -> dict[str, str]:
+    return save_perturbed_adapters(tmp_path_factory.mktemp("adapters"),
+                                   [("grasp", GraspConfig(k=8)), ("lora", LoraConfig(r=4))], seed=0)
 
 
 def small_config(adapters: dict[str, str], **kw) -> MonteCarloConfig:
