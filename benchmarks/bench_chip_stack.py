@@ -57,26 +57,24 @@ def main(argv: list[str] | None = None) -> dict:
     net = net.to(args.device).eval()
     chips = ChipProgrammer(model, "pcm", seed=0).program(0)
 
-    def per_state() -> tuple[float, list[torch.Tensor]]:
+    def each_state(work):
+        """``(seconds, results)`` of ``work()`` at every time point, the drifts outside the timing."""
         spent, out = 0.0, []
         for t in times:
             chips.drift(t)
             sync(args.device)
             start = time.perf_counter()
-            with torch.no_grad():
-                out.append(torch.cat([net(**b).logits for b in batches]))
+            out.append(work())
             sync(args.device)
             spent += time.perf_counter() - start
         return spent, out
 
+    def per_state() -> tuple[float, list[torch.Tensor]]:
+        with torch.no_grad():
+            return each_state(lambda: torch.cat([net(**b).logits for b in batches]))
+
     def stacked_states() -> tuple[float, list[torch.Tensor]]:
-        spent, states = 0.0, []
-        for t in times:
-            chips.drift(t)
-            sync(args.device)
-            start = time.perf_counter()
-            states.append(linear_maps(net))
-            spent += time.perf_counter() - start
+        spent, states = each_state(lambda: linear_maps(net))
         start = time.perf_counter()
         with torch.no_grad(), stacked(net, states) as k:
             parts = [net(**{n: v.repeat(k, 1) for n, v in b.items()}).logits.split(len(b["input_ids"]))
