@@ -52,7 +52,7 @@ def linear_maps(model: nn.Module) -> LinearMaps:
             if id(module) in covered:
                 continue
             if isinstance(module, AdapterLayer) and module.adapter_enabled:
-                folded = module._folded()
+                folded = module.folded_map()
                 if folded is not None:
                     maps[name] = folded
                     covered.add(id(module.base_layer))

@@ -49,7 +49,7 @@ class AdapterLayer(nn.Module):
         stack = stack_of(self)
         if stack is not None and not (self.training or torch.is_grad_enabled()):  # chip-batched, folded
             return stacked_linear(x, *stack)
-        folded = self._folded()
+        folded = self.folded_map()
         if folded is not None:
             return F.linear(x, *folded)
         return self.adapted_forward(x)
@@ -64,7 +64,7 @@ class AdapterLayer(nn.Module):
         """Every tensor the folded map depends on besides the tiles (the adapter's parameters and buffers)."""
         return [t for n, t in (*self.named_parameters(), *self.named_buffers()) if not n.startswith("base_layer.")]
 
-    def _folded(self) -> tuple[Tensor, Tensor | None] | None:
+    def folded_map(self) -> tuple[Tensor, Tensor | None] | None:
         """The folded ``(W, b)`` when the base is an analog layer on its exact fast path in inference, else None."""
         from analog_peft.analog_linear import AnalogLinear
 
