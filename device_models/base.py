@@ -20,7 +20,8 @@ from typing import Any, ClassVar
 import torch
 from torch import Generator, Tensor
 
-from device_models.portable import CHUNK, Workspace, chunks, normal
+from device_models._workspace import CHUNK, Workspace, chunks
+from device_models.portable import normal
 
 __all__ = ["CHUNK", "DeviceModel", "DeviceModelError", "ProgrammedState", "Workspace", "chunks", "make_generator", "randn"]
 

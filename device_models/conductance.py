@@ -20,6 +20,12 @@ multiplicative, so the re-scaling cancels except in the conductance-dependent 1/
 by ~2 %, well within statistical tolerance). For ReRAM (Wan 2022) aihwkit re-draws around the *original*
 targets but maps back with the re-derived scale, inflating read weights by ``max|w_prog| / max|w|``
 (≈ 3.5 % on a 256×256 Gaussian matrix); that artefact is not reproduced.
+
+Each formula is written once, as in-place operations on flat buffers, chunk by chunk
+(:mod:`device_models._workspace`): the chip programmer calls them with its reusable workspace, the plain
+``program``/``read``/``prog_sigma``/``drift_stats``/``read_noise_q`` with a fresh one. Every operation
+is an IEEE-exact torch op or a :mod:`device_models.portable` kernel, so a chip's bits do not depend on
+the CPU, the thread count or the chunking (``tests/test_chip_fingerprints.py``).
 """
 
 from __future__ import annotations
@@ -33,24 +39,32 @@ import torch
 from torch import Generator, Tensor
 
 from device_models import portable
-from device_models.base import DeviceModel, DeviceModelError, ProgrammedState, Workspace, chunks, randn
+from device_models._workspace import Workspace, chunks, reusable
+from device_models.base import DeviceModel, DeviceModelError, ProgrammedState
 
 #: Lower clip of relative conductances before taking logs (as aihwkit's ``_ZERO_CLIP``).
 ZERO_CLIP = 1e-7
 
 
-def polyval(coeffs: tuple[float, ...], x: Tensor) -> Tensor:
-    """``sum_i coeffs[i] * x**i`` (ascending order, Horner's scheme)."""
-    out = torch.full_like(x, coeffs[-1])
-    for c in reversed(coeffs[:-1]):
-        out = out * x + c
+def polyval(coeffs: tuple[float, ...], x: Tensor, out: Tensor | None = None) -> Tensor:
+    """``sum_i coeffs[i] * x**i`` (ascending order, Horner's scheme), into ``out`` if given."""
+    out = torch.empty_like(x) if out is None else out
+    if len(coeffs) == 1:
+        return out.fill_(coeffs[0])
+    torch.mul(x, coeffs[-1], out=out)
+    out.add_(coeffs[-2])
+    for c in reversed(coeffs[:-2]):
+        out.mul_(x)
+        out.add_(c)
     return out
 
 
-def clipped_log_linear(g_rel: Tensor, law: tuple[float, float, float, float]) -> Tensor:
-    """``clamp(slope · ln(g_rel) + intercept, lo, hi)`` for ``law = (slope, intercept, lo, hi)``."""
+def clipped_line_(x: Tensor, law: tuple[float, float, float, float], out: Tensor) -> None:
+    """``out ← clamp(slope · x + intercept, lo, hi)`` for ``law = (slope, intercept, lo, hi)``."""
     slope, intercept, lo, hi = law
-    return (slope * portable.log(g_rel.clamp(min=ZERO_CLIP)) + intercept).clamp(min=lo, max=hi)
+    torch.mul(x, slope, out=out)
+    out.add_(intercept)
+    out.clamp_(min=lo, max=hi)
 
 
 def _check_finite(owner: str, **values: float) -> None:
@@ -65,7 +79,8 @@ class ConductanceModel(DeviceModel):
 
     Subclasses implement :meth:`program_conductances` (return a dict with at least ``"g_prog"``, the
     programmed conductances, plus any per-device draws such as drift exponents) and
-    :meth:`read_conductances` (conductances at ``t`` from those tensors).
+    :meth:`read_conductances` (conductances at ``t`` from those tensors). Both get the caller's
+    :class:`Workspace` (buffers they may use as scratch) and the target may live in it: copy what you keep.
     """
 
     g_max: float = 25.0
@@ -83,47 +98,24 @@ class ConductanceModel(DeviceModel):
     def g_min(self) -> float:  # overridden by a dataclass field in single-device models
         return 0.0
 
-    def to_conductances(self, weights: Tensor) -> tuple[Tensor, float, float]:
-        """Target conductances ``[n_devices, *weights.shape]``, ``scale`` (µS per weight unit) and offset."""
+    def to_conductances(self, weights: Tensor, work: Workspace | None = None) -> tuple[Tensor, float, float]:
+        """Target conductances ``[n_devices, *weights.shape]`` (in ``work``'s buffer ``"g_target"``),
+        ``scale`` (µS per weight unit) and offset."""
+        work = Workspace() if work is None else work
         weights = weights.detach()
-        if self.differential:
-            scale = self.g_max / weights.abs().max().clamp(min=ZERO_CLIP).item()
-            scaled = weights * scale
-            g = torch.stack([scaled.clamp(0.0, self.g_max), (-scaled).clamp(0.0, self.g_max)])
-            return g, scale, 0.0
-        w_min, w_max = weights.min().item(), weights.max().item()
-        scale = (self.g_max - self.g_min) / max(w_max - w_min, ZERO_CLIP)
-        return ((weights - w_min) * scale + self.g_min).unsqueeze(0), scale, w_min
-
-    def to_weights(self, g: Tensor, state: ProgrammedState) -> Tensor:
-        """Map stacked conductances back to weights with the programming-time scale."""
-        if self.differential:
-            return (g[0] - g[1]) / state.scale
-        return (g[0] - self.g_min) / state.scale + state.offset
-
-    def to_weights_into(self, g: Tensor, state: ProgrammedState, out: Tensor) -> None:
-        """:meth:`to_weights` written into ``out`` (same operations, same bits)."""
-        if not out.is_contiguous():
-            out.copy_(self.to_weights(g, state))
-            return
-        n = out.numel()
-        flat, o = g.reshape(-1), out.view(-1)
-        for s in chunks(n, out.device):
-            if self.differential:
-                torch.sub(flat[s], flat[n + s.start : n + s.stop], out=o[s])
-                o[s].div_(state.scale)
-            else:
-                torch.sub(flat[s], self.g_min, out=o[s])
-                o[s].div_(state.scale)
-                o[s].add_(state.offset)
-
-    def to_conductances_into(self, weights: Tensor, work: Workspace) -> tuple[Tensor, float, float]:
-        """:meth:`to_conductances` (differential mapping) in ``work``'s buffer ``"g_target"`` (same bits)."""
-        assert self.differential
         n = weights.numel()
         w = weights.reshape(-1)
-        scaled = work.get("w", (n,), weights)
         parts = chunks(n, weights.device)
+        if not self.differential:  # g = (w - min W)·scale + g_min
+            w_min, w_max = weights.min().item(), weights.max().item()
+            scale = (self.g_max - self.g_min) / max(w_max - w_min, ZERO_CLIP)
+            g = work.get("g_target", (n,), weights)
+            for s in parts:
+                torch.sub(w[s], w_min, out=g[s])
+                g[s].mul_(scale)
+                g[s].add_(self.g_min)
+            return g.view(1, *weights.shape), scale, w_min
+        scaled = work.get("w", (n,), weights)  # g± = clamp(±w·scale, 0, g_max), scale = g_max / max|W|
         for s in parts:
             torch.abs(w[s], out=scaled[s])
         scale = self.g_max / scaled.max().clamp(min=ZERO_CLIP).item()
@@ -136,33 +128,86 @@ class ConductanceModel(DeviceModel):
             hi.clamp_(0.0, self.g_max)
         return g.view(2, *weights.shape), scale, 0.0
 
+    def to_weights(self, g: Tensor, state: ProgrammedState, out: Tensor | None = None) -> Tensor:
+        """Map stacked conductances back to weights with the programming-time scale (into ``out``)."""
+        if out is None:
+            out = torch.empty(g.shape[1:], dtype=g.dtype, device=g.device)
+        if not out.is_contiguous():
+            return out.copy_(self.to_weights(g, state))
+        n = out.numel()
+        flat, o = g.reshape(-1), out.view(-1)
+        for s in chunks(n, out.device):
+            if self.differential:  # w = (g+ - g-) / scale
+                torch.sub(flat[s], flat[n + s.start : n + s.stop], out=o[s])
+                o[s].div_(state.scale)
+            else:  # w = (g - g_min) / scale + offset
+                torch.sub(flat[s], self.g_min, out=o[s])
+                o[s].div_(state.scale)
+                o[s].add_(state.offset)
+        return out
+
     # -- DeviceModel -------------------------------------------------------------------------------
     @torch.no_grad()
-    def program(self, weights: Tensor, generator: Generator) -> ProgrammedState:
-        g_target, scale, offset = self.to_conductances(weights)
-        tensors = self.program_conductances(g_target, generator)
+    def program_into(
+        self,
+        weights: Tensor,
+        generator: Generator,
+        work: Workspace,
+        reuse: ProgrammedState | None = None,
+    ) -> ProgrammedState:
+        weights = weights.detach()
+        g_target, scale, offset = self.to_conductances(weights, work)
+        tensors = self.program_conductances(g_target, generator, work, reuse.tensors if reuse is not None else None)
         return ProgrammedState(target=weights, tensors=tensors, scale=scale, offset=offset)
 
+    def program(self, weights: Tensor, generator: Generator) -> ProgrammedState:
+        """Program ``weights``; the physics runs in float32 (the portable kernels' type), and :meth:`read`
+        returns the dtype of ``weights``."""
+        state = self.program_into(weights.detach().to(torch.float32), generator, Workspace())
+        state.target = weights.detach()
+        return state
+
     @torch.no_grad()
-    def read(self, state: ProgrammedState, t: float, generator: Generator) -> Tensor:
+    def read_into(
+        self,
+        state: ProgrammedState,
+        t: float,
+        generator: Generator,
+        out: Tensor,
+        work: Workspace,
+    ) -> None:
         self.check_time(t)
-        return self.to_weights(self.read_conductances(state.tensors, float(t), generator), state)
+        self.to_weights(self.read_conductances(state.tensors, float(t), generator, work), state, out)
+
+    def read(self, state: ProgrammedState, t: float, generator: Generator) -> Tensor:
+        out = torch.empty(state.target.shape, dtype=torch.float32, device=state.target.device)
+        self.read_into(state, t, generator, out, Workspace())
+        return out.to(state.target.dtype)
 
     def programmed_weights(self, state: ProgrammedState) -> Tensor:
         """Weights right after programming (programming noise only, no drift or read noise)."""
-        return self.to_weights(state.tensors["g_prog"], state)
+        return self.to_weights(state.tensors["g_prog"], state).to(state.target.dtype)
 
     def programmed_into(self, state: ProgrammedState, out: Tensor, work: Workspace) -> None:
-        self.to_weights_into(state.tensors["g_prog"], state, out)
+        self.to_weights(state.tensors["g_prog"], state, out)
 
     # -- physics -----------------------------------------------------------------------------------
     @abstractmethod
-    def program_conductances(self, g_target: Tensor, generator: Generator) -> dict[str, Tensor]:
-        """Draw programmed conductances (key ``"g_prog"``) and any drift parameters per device."""
+    def program_conductances(
+        self,
+        g_target: Tensor,
+        generator: Generator,
+        work: Workspace | None = None,
+        reuse: dict[str, Tensor] | None = None,
+    ) -> dict[str, Tensor]:
+        """Draw programmed conductances (key ``"g_prog"``) and any drift parameters per device; ``reuse``
+        holds a previous chip's tensors of the same tile, which may be overwritten."""
 
     @abstractmethod
-    def read_conductances(self, tensors: dict[str, Tensor], t: float, generator: Generator) -> Tensor:
-        """Conductances at ``t`` seconds after programming."""
+    def read_conductances(
+        self, tensors: dict[str, Tensor], t: float, generator: Generator, work: Workspace | None = None
+    ) -> Tensor:
+        """Conductances at ``t`` seconds after programming (may be a buffer of ``work``)."""
 
 
 @dataclass
@@ -207,88 +252,57 @@ class PowerLawDriftModel(ConductanceModel):
         """``sqrt(ln((t + t0 + t_read) / (2 t_read)))``: the 1/f noise accumulated since programming."""
         return math.sqrt(portable.py_log((t + self.t0 + self.t_read) / (2 * self.t_read)))
 
-    def prog_sigma(self, g_target: Tensor) -> Tensor:
-        """Programming-noise standard deviation (µS) at target conductance ``g_target``."""
-        return polyval(self.prog_coeff, g_target / self.g_max) * (self.g_max / self.prog_coeff_g_max_reference)
+    # -- the laws: one in-place form each; the plain forms run it on a copy -------------------------
+    def prog_sigma(self, g_target: Tensor, out: Tensor | None = None, scratch: Tensor | None = None) -> Tensor:
+        """Programming-noise standard deviation (µS) at target conductance ``g_target`` (into ``out``)."""
+        out = torch.empty_like(g_target) if out is None else out
+        x = torch.empty_like(g_target) if scratch is None else scratch
+        torch.div(g_target, self.g_max, out=x)
+        polyval(self.prog_coeff, x, out=out)
+        return out.mul_(self.g_max / self.prog_coeff_g_max_reference)
 
     @abstractmethod
+    def drift_stats_into(self, g_rel: Tensor, mu: Tensor, sig: Tensor, work: Workspace) -> None:
+        """``mu``, ``sig`` ← mean and std of the drift exponent ν at relative target conductance
+        ``g_T / g_max`` (flat contiguous tensors; ``g_rel`` may be overwritten)."""
+
+    @abstractmethod
+    def read_noise_q_into(self, g_rel: Tensor, work: Workspace) -> None:
+        """``g_rel`` ← 1/f read-noise amplitude ``Q_s`` at relative programmed conductance
+        ``|g_prog| / g_max``, in place (a flat contiguous tensor)."""
+
     def drift_stats(self, g_rel: Tensor) -> tuple[Tensor, Tensor]:
         """Mean and std of the drift exponent ν at relative target conductance ``g_T / g_max``."""
+        x = g_rel.flatten().clone()
+        mu, sig = torch.empty_like(x), torch.empty_like(x)
+        self.drift_stats_into(x, mu, sig, Workspace())
+        return mu.view(g_rel.shape), sig.view(g_rel.shape)
 
-    @abstractmethod
     def read_noise_q(self, g_rel: Tensor) -> Tensor:
         """1/f read-noise amplitude ``Q_s`` at relative programmed conductance ``|g_prog| / g_max``."""
+        q = g_rel.flatten().clone()
+        self.read_noise_q_into(q, Workspace())
+        return q.view(g_rel.shape)
 
-    def program_conductances(self, g_target: Tensor, generator: Generator) -> dict[str, Tensor]:
-        noise = randn(g_target, generator)
-        g_prog = (g_target + self.prog_noise_scale * self.prog_sigma(g_target) * noise).clamp(min=0.0)
-        mu, sig = self.drift_stats((g_target / self.g_max).abs().clamp(min=ZERO_CLIP))
-        nu = (mu + sig * randn(g_target, generator)).abs() * self.drift_scale
-        return {"g_prog": g_prog, "nu": nu}
-
-    def read_conductances(self, tensors: dict[str, Tensor], t: float, generator: Generator) -> Tensor:
-        g_prog, nu = tensors["g_prog"], tensors["nu"]
-        t_total = t + self.t0
-        g_drift = g_prog * portable.exp(-nu * portable.py_log(t_total / self.t0)) if t > 0 else g_prog
-        q_s = self.read_noise_q(g_prog.abs() / self.g_max)
-        sig_noise = q_s * self.accumulated_read_noise(t)
-        noise = randn(g_prog, generator)
-        return (g_drift + g_drift.abs() * self.read_noise_scale * sig_noise * noise).clamp(min=0.0)
-
-    # -- allocation-free variants: the same operations in the same order as program/read above, on
-    # reusable buffers, chunk by chunk; results are bit-identical (tests/test_chip_fingerprints.py) -----
-    def drift_stats_full_(self, g_rel: Tensor, mu: Tensor, sig: Tensor, work: Workspace) -> None:
-        """Whole-tensor part of :meth:`drift_stats` into ``mu``/``sig`` (may overwrite ``g_rel``)."""
-        m, s = self.drift_stats(g_rel)
-        mu.copy_(m)
-        sig.copy_(s)
-
-    def drift_stats_chunk_(self, g_rel: Tensor, mu: Tensor, sig: Tensor) -> None:
-        """Chunkable rest of :meth:`drift_stats` after :meth:`drift_stats_full_` (here: nothing)."""
-
-    def read_noise_q_full_(self, g_rel: Tensor, work: Workspace) -> None:
-        """Whole-tensor part of :meth:`read_noise_q`, in place."""
-        g_rel.copy_(self.read_noise_q(g_rel))
-
-    def read_noise_q_chunk_(self, q: Tensor) -> None:
-        """Chunkable rest of :meth:`read_noise_q` after :meth:`read_noise_q_full_` (here: nothing)."""
-
-    def _prog_sigma_chunk(self, g_target: Tensor, out: Tensor, x: Tensor) -> None:
-        """:meth:`prog_sigma` written into ``out`` (``x`` is scratch); IEEE-exact ops only."""
-        coeffs = self.prog_coeff
-        torch.div(g_target, self.g_max, out=x)
-        if len(coeffs) == 1:
-            out.fill_(coeffs[0])
-        else:  # polyval's Horner scheme; full_like(x, c) * x == x * c
-            torch.mul(x, coeffs[-1], out=out)
-            out.add_(coeffs[-2])
-            for c in reversed(coeffs[:-2]):
-                out.mul_(x)
-                out.add_(c)
-        out.mul_(self.g_max / self.prog_coeff_g_max_reference)
-
-    @torch.no_grad()
-    def program_into(
+    # -- programming and reading -------------------------------------------------------------------
+    def program_conductances(
         self,
-        weights: Tensor,
+        g_target: Tensor,
         generator: Generator,
-        work: Workspace,
-        reuse: ProgrammedState | None = None,
-    ) -> ProgrammedState:
-        if not self.differential:
-            return self.program(weights, generator)
-        weights = weights.detach()
-        g_target, scale, offset = self.to_conductances_into(weights, work)
-        shape, n = g_target.shape, g_target.numel()
-        old = reuse.tensors if reuse is not None else {}
-        g_prog, nu = (_reusable(old.get(k), g_target) for k in ("g_prog", "nu"))
-        gt, gp, nf = g_target.view(-1), g_prog.view(-1), nu.view(-1)
+        work: Workspace | None = None,
+        reuse: dict[str, Tensor] | None = None,
+    ) -> dict[str, Tensor]:
+        work = Workspace() if work is None else work
+        old = reuse or {}
+        n = g_target.numel()
+        g_prog, nu, q = (reusable(old.get(k), g_target) for k in ("g_prog", "nu", "q"))
+        gt, gp, nf = g_target.reshape(-1), g_prog.view(-1), nu.view(-1)
         a, b = work.get("a", (n,), g_target), work.get("b", (n,), g_target)
         parts = chunks(n, g_target.device)
         portable.normal_(a, generator, work)
         for s in parts:  # g_prog = (g_T + pns·σ_prog(g_T)·ξ).clamp(0); g_rel = (g_T / g_max).abs().clamp(ZERO_CLIP)
             bs = b[s]
-            self._prog_sigma_chunk(gt[s], bs, x=gp[s])
+            self.prog_sigma(gt[s], out=bs, scratch=gp[s])
             bs.mul_(self.prog_noise_scale)
             bs.mul_(a[s])
             torch.add(gt[s], bs, out=gp[s])
@@ -296,62 +310,47 @@ class PowerLawDriftModel(ConductanceModel):
             torch.div(gt[s], self.g_max, out=bs)
             bs.abs_()
             bs.clamp_(min=ZERO_CLIP)
-        self.drift_stats_full_(b.view(shape), nu, a.view(shape), work)
-        for s in parts:
-            self.drift_stats_chunk_(b[s], nf[s], a[s])
+        self.drift_stats_into(b, nf, a, work)
         portable.normal_(b, generator, work)
         for s in parts:  # ν = (μ + σ·ξ).abs() · drift_scale
             a[s].mul_(b[s])
             torch.add(nf[s], a[s], out=nf[s])
             nf[s].abs_()
             nf[s].mul_(self.drift_scale)
-        q = _reusable(old.get("q"), g_target)  # Q_s depends on g_prog only: once per chip, not per time
-        self._read_noise_q_into(gp, q, work)
-        tensors = {"g_prog": g_prog, "nu": nu, "q": q}
-        return ProgrammedState(target=weights, tensors=tensors, scale=scale, offset=offset)
+        self._read_noise_q(gp, q.view(-1), work)  # Q_s depends on g_prog only: once per chip, not per time
+        return {"g_prog": g_prog, "nu": nu, "q": q}
 
-    def _read_noise_q_into(self, gp: Tensor, q: Tensor, work: Workspace) -> None:
-        """``q ← read_noise_q(|g_prog| / g_max)`` (flat ``gp``), the fused form of :meth:`read_noise_q`."""
-        parts, qf = chunks(gp.numel(), gp.device), q.view(-1)
-        for s in parts:
-            torch.abs(gp[s], out=qf[s])
-            qf[s].div_(self.g_max)
-        self.read_noise_q_full_(q, work)
-        for s in parts:
-            self.read_noise_q_chunk_(qf[s])
+    def _read_noise_q(self, gp: Tensor, q: Tensor, work: Workspace) -> None:
+        """``q ← read_noise_q(|g_prog| / g_max)`` (flat ``gp`` and ``q``)."""
+        for s in chunks(gp.numel(), gp.device):
+            torch.abs(gp[s], out=q[s])
+            q[s].div_(self.g_max)
+        self.read_noise_q_into(q, work)
 
-    @torch.no_grad()
-    def read_into(
-        self,
-        state: ProgrammedState,
-        t: float,
-        generator: Generator,
-        out: Tensor,
-        work: Workspace,
-    ) -> None:
-        self.check_time(t)
-        t = float(t)
-        g_prog, nu = state.tensors["g_prog"], state.tensors["nu"]
-        shape, n = g_prog.shape, g_prog.numel()
+    def read_conductances(
+        self, tensors: dict[str, Tensor], t: float, generator: Generator, work: Workspace | None = None
+    ) -> Tensor:
+        work = Workspace() if work is None else work
+        g_prog, nu = tensors["g_prog"], tensors["nu"]
+        n = g_prog.numel()
         gp, nf = g_prog.reshape(-1), nu.reshape(-1)
         a, b, c = (work.get(k, (n,), g_prog) for k in ("a", "b", "c"))
         parts = chunks(n, g_prog.device)
-        t_total = t + self.t0
         drift = t > 0
-        if drift:  # ((t + t0)/t0)^(-ν) = exp(-ν · ln((t + t0)/t0))
-            log_ratio = portable.py_log(t_total / self.t0)
+        if drift:  # g_drift = g_prog · ((t + t0)/t0)^(-ν) = g_prog · exp(-ν · ln((t + t0)/t0))
+            log_ratio = portable.py_log((t + self.t0) / self.t0)
             for s in parts:
                 torch.neg(nf[s], out=a[s])
                 a[s].mul_(log_ratio)
             portable.exp_(a, work)
-        q = state.tensors.get("q")  # Q_s(|g_prog| / g_max), kept from programming or computed here
+        q = tensors.get("q")  # Q_s(|g_prog| / g_max), kept from programming or computed here
         if q is None:
             q = b
-            self._read_noise_q_into(gp, q, work)
+            self._read_noise_q(gp, q, work)
         qf = q.reshape(-1)
         g_drift = a if drift else gp
         accumulated = self.accumulated_read_noise(t)
-        for s in parts:  # g_drift = g_prog·(...); σ = Q_s·sqrt(...); |g_drift|·read_noise_scale·σ
+        for s in parts:  # σ = Q_s·sqrt(...); |g_drift|·read_noise_scale·σ
             if drift:
                 torch.mul(gp[s], a[s], out=a[s])
             torch.mul(qf[s], accumulated, out=b[s])
@@ -359,15 +358,8 @@ class PowerLawDriftModel(ConductanceModel):
             c[s].mul_(self.read_noise_scale)
             c[s].mul_(b[s])
         portable.normal_(b, generator, work)
-        for s in parts:  # (g_drift + ...·ξ).clamp(0)
+        for s in parts:  # (g_drift + |g_drift|·read_noise_scale·σ·ξ).clamp(0)
             c[s].mul_(b[s])
             torch.add(g_drift[s], c[s], out=c[s])
             c[s].clamp_(min=0.0)
-        self.to_weights_into(c.view(shape), state, out)
-
-
-def _reusable(old: Tensor | None, like: Tensor) -> Tensor:
-    """``old`` if it can hold a tensor shaped like ``like`` (a previous chip's draws), else a new tensor."""
-    if old is not None and old.shape == like.shape and old.dtype == like.dtype and old.device == like.device:
-        return old
-    return torch.empty_like(like)
+        return c.view(g_prog.shape)

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 from device_models import portable
+from device_models._workspace import Workspace
 from device_models.base import DeviceModelError
 from device_models.conductance import PowerLawDriftModel
 from device_models.registry import register
@@ -68,6 +69,15 @@ class Hermes(PowerLawDriftModel):
         elif self.prog_coeff_g_max_reference is None:
             self.prog_coeff_g_max_reference = self.g_max
         super().__post_init__()
+
+    # HERMES' laws are written out of place (piecewise, with ``where``); the in-place forms copy them
+    def drift_stats_into(self, g_rel: Tensor, mu: Tensor, sig: Tensor, work: Workspace) -> None:
+        m, s = self.drift_stats(g_rel)
+        mu.copy_(m)
+        sig.copy_(s)
+
+    def read_noise_q_into(self, g_rel: Tensor, work: Workspace) -> None:
+        g_rel.copy_(self.read_noise_q(g_rel))
 
     def drift_stats(self, g_rel: Tensor) -> tuple[Tensor, Tensor]:
         log_g = portable.log(g_rel)

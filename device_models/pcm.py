@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
 from torch import Tensor
 
 from device_models import portable
-from device_models.base import DeviceModelError, Workspace
-from device_models.conductance import ZERO_CLIP, PowerLawDriftModel, clipped_log_linear
+from device_models._workspace import Workspace, chunks
+from device_models.base import DeviceModelError
+from device_models.conductance import ZERO_CLIP, PowerLawDriftModel, clipped_line_
 from device_models.registry import register
 
 
@@ -54,30 +54,18 @@ class PCM(PowerLawDriftModel):
         if len(self.nu_mean) != 4 or len(self.nu_std) != 4:
             raise DeviceModelError(f"{self.name}: nu_mean and nu_std are (slope, intercept, min, max)")
 
-    def drift_stats(self, g_rel: Tensor) -> tuple[Tensor, Tensor]:
-        return clipped_log_linear(g_rel, self.nu_mean), clipped_log_linear(g_rel, self.nu_std)
-
-    def read_noise_q(self, g_rel: Tensor) -> Tensor:
-        return (0.0088 / portable.pow(g_rel, 0.65).clamp(min=1e-3)).clamp(max=0.2)
-
-    # the fused forms of the two laws (same operations in the same order; ``c / x`` is
-    # ``x.reciprocal() * c`` in torch; μ and σ share the log)
-    def drift_stats_full_(self, g_rel: Tensor, mu: Tensor, sig: Tensor, work: Workspace) -> None:
+    def drift_stats_into(self, g_rel: Tensor, mu: Tensor, sig: Tensor, work: Workspace) -> None:
         g_rel.clamp_(min=ZERO_CLIP)
-        portable.log_(g_rel, work)
+        portable.log_(g_rel, work)  # μ and σ share the log
+        for s in chunks(g_rel.numel(), g_rel.device):
+            clipped_line_(g_rel[s], self.nu_mean, mu[s])
+            clipped_line_(g_rel[s], self.nu_std, sig[s])
 
-    def drift_stats_chunk_(self, g_rel: Tensor, mu: Tensor, sig: Tensor) -> None:
-        for law, out in ((self.nu_mean, mu), (self.nu_std, sig)):
-            slope, intercept, lo, hi = law
-            torch.mul(g_rel, slope, out=out)
-            out.add_(intercept)
-            out.clamp_(min=lo, max=hi)
-
-    def read_noise_q_full_(self, g_rel: Tensor, work: Workspace) -> None:
+    def read_noise_q_into(self, g_rel: Tensor, work: Workspace) -> None:
         portable.pow_(g_rel, 0.65, work)
-
-    def read_noise_q_chunk_(self, q: Tensor) -> None:
-        q.clamp_(min=1e-3)
-        q.reciprocal_()
-        q.mul_(0.0088)
-        q.clamp_(max=0.2)
+        for s in chunks(g_rel.numel(), g_rel.device):  # min(0.2, 0.0088 / max(1e-3, x)); c / x == c · (1/x)
+            q = g_rel[s]
+            q.clamp_(min=1e-3)
+            q.reciprocal_()
+            q.mul_(0.0088)
+            q.clamp_(max=0.2)

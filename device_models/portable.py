@@ -33,12 +33,10 @@ import math
 import torch
 from torch import Generator, Tensor
 
+from device_models._workspace import CHUNK, Workspace, chunks
+
 #: Name of the chip scheme (draws + formulas) recorded in run manifests; bump on any change of them.
 SCHEME = "portable-1"
-
-#: Elements per chunk of an element-wise chain: its scratch buffers stay in a core's cache, and the
-#: Python/dispatch overhead (a few µs per op) stays small. Chunking never changes a result here.
-CHUNK = 131072
 
 # fdlibm e_logf.c (FreeBSD): ln x = k ln2 + ln(1+f), ln(1+f) = f - f²/2 + s(f²/2 + R(s²)), s = f/(2+f)
 _LOG_LN2_HI = 6.9313812256e-01
@@ -56,43 +54,6 @@ _SIN = (-1.0 / 6.0, 1.0 / 120.0, -1.0 / 5040.0, 1.0 / 362880.0)
 _COS = (-0.5, 1.0 / 24.0, -1.0 / 720.0, 1.0 / 40320.0, -1.0 / 3628800.0)
 _HALF_PI = math.pi / 2
 _BITS = 24  # uniform resolution
-
-
-def chunks(n: int, device: torch.device) -> list[slice]:
-    """Slices covering ``range(n)`` of at most :data:`CHUNK` elements (one slice on GPUs)."""
-    if device.type != "cpu" or n <= CHUNK:
-        return [slice(0, n)]
-    return [slice(i, min(i + CHUNK, n)) for i in range(0, n, CHUNK)]
-
-
-class Workspace:
-    """Reusable scratch buffers (allocating fresh multi-MB tensors costs page faults on every call).
-
-    ``get(name, shape, like, dtype)`` returns a contiguous view of buffer ``name``, grown on demand; its
-    contents are undefined. Use one workspace per thread.
-    """
-
-    def __init__(self) -> None:
-        self._buffers: dict[str, Tensor] = {}
-
-    def get(
-        self, name: str, shape: torch.Size | tuple[int, ...], like: Tensor, dtype: torch.dtype | None = None
-    ) -> Tensor:
-        n = math.prod(shape)
-        dtype = dtype or like.dtype
-        buf = self._buffers.get(name)
-        if buf is None or buf.numel() < n or buf.dtype != dtype or buf.device != like.device:
-            buf = torch.empty(n, dtype=dtype, device=like.device)
-            self._buffers[name] = buf
-        return buf[:n].view(shape)
-
-    def clear(self) -> None:
-        """Free every buffer."""
-        self._buffers.clear()
-
-    @property
-    def nbytes(self) -> int:
-        return sum(t.numel() * t.element_size() for t in self._buffers.values())
 
 
 def _flat(x: Tensor) -> Tensor:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from torch import Generator, Tensor
 
 from device_models import portable
+from device_models._workspace import Workspace
 from device_models.base import DeviceModelError, randn
 from device_models.conductance import ConductanceModel, _check_finite, polyval
 from device_models.registry import register
@@ -56,10 +57,18 @@ class ReRAMWan2022(ConductanceModel):
         sigma = polyval(WAN2022_COEFFS[t], g_target / self.g_max) * (self.g_max / 40.0)
         return (g_target + self.noise_scale * sigma * randn(g_target, generator)).clamp(min=0.0)
 
-    def program_conductances(self, g_target: Tensor, generator: Generator) -> dict[str, Tensor]:
-        return {"g_prog": self._draw(g_target, 1.0, generator), "g_target": g_target}
+    def program_conductances(
+        self,
+        g_target: Tensor,
+        generator: Generator,
+        work: Workspace | None = None,
+        reuse: dict[str, Tensor] | None = None,
+    ) -> dict[str, Tensor]:
+        return {"g_prog": self._draw(g_target, 1.0, generator), "g_target": g_target.clone()}
 
-    def read_conductances(self, tensors: dict[str, Tensor], t: float, generator: Generator) -> Tensor:
+    def read_conductances(
+        self, tensors: dict[str, Tensor], t: float, generator: Generator, work: Workspace | None = None
+    ) -> Tensor:
         key = next(ft for ft in WAN2022_COEFFS if math.isclose(t, ft, rel_tol=1e-9, abs_tol=1e-9))
         return self._draw(tensors["g_target"], key, generator)
 
@@ -127,11 +136,19 @@ class ReRAMCMO(ConductanceModel):
         if self.t_read <= 0:
             raise DeviceModelError(f"reram_cmo: t_read must be > 0 s, got {self.t_read}")
 
-    def program_conductances(self, g_target: Tensor, generator: Generator) -> dict[str, Tensor]:
+    def program_conductances(
+        self,
+        g_target: Tensor,
+        generator: Generator,
+        work: Workspace | None = None,
+        reuse: dict[str, Tensor] | None = None,
+    ) -> dict[str, Tensor]:
         sigma = polyval(CMO_PROG_COEFFS[self.acceptance_range], g_target)
         return {"g_prog": g_target + self.prog_noise_scale * sigma * randn(g_target, generator)}
 
-    def read_conductances(self, tensors: dict[str, Tensor], t: float, generator: Generator) -> Tensor:
+    def read_conductances(
+        self, tensors: dict[str, Tensor], t: float, generator: Generator, work: Workspace | None = None
+    ) -> Tensor:
         g_prog = tensors["g_prog"]
         if t == 0:
             return g_prog
