@@ -119,7 +119,8 @@ class ChipProgrammer:
                 return 1.0, 1.0
             state = self._draws(tl, chip, work)
             dm.programmed_into(state, weight.data, work)  # the chip at t = 0, written directly
-            return _mean_abs(weight, work, tl.key, chip, 0.0), 1.0  # α = baseline / mean|W(0)| = 1, exactly
+            with _finite_or_named(weight, tl.key, chip, 0.0):  # α = baseline / mean|W(0)| = 1, exactly
+                return mean_abs_weight(weight, work), 1.0
 
         for tl, (baseline, alpha) in self._each_tile(one):
             tl.baseline = baseline
@@ -155,8 +156,8 @@ class ChipProgrammer:
             if not self.compensate_drift:
                 _check_finite(weight, tl.key, chip, t)
                 return tl.baseline, 1.0
-            return tl.baseline, tl.baseline / _mean_abs(weight, work, tl.key, chip, t)
-            return tl.baseline, alpha
+            with _finite_or_named(weight, tl.key, chip, t):  # |W| in the workspace: no allocation per chip × t
+                return tl.baseline, drift_compensation(tl.baseline, weight, work)
 
         for tl, (_, alpha) in self._each_tile(one):
             _set_alpha(tl.tile, alpha)
@@ -351,11 +352,22 @@ class ChipProgrammer:
                 )
 
 
-def _mean_abs(weight: Tensor, work: Workspace, key: str, chip: int, t: float) -> float:
-    """``mean |W|`` (floored at 1e-12), exact and independent of ISA, threads and order; refuses
-    non-finite weights."""
+def mean_abs_weight(weight: Tensor, work: Workspace | None = None) -> float:
+    """``mean |W|`` (floored at 1e-12) of float32 weights, exact and independent of ISA, threads and order."""
+    return max(portable.mean_abs(weight, work), 1e-12)
+
+
+def drift_compensation(w_prog_mean_abs: float, weight_t: Tensor, work: Workspace | None = None) -> float:
+    """Global drift compensation ``α(t) = mean|W_prog| / mean|W(t)|`` (module docstring): the one
+    definition, used by the chips and by StochGRASP's device-derived σ targets."""
+    return w_prog_mean_abs / mean_abs_weight(weight_t, work)
+
+
+@contextmanager
+def _finite_or_named(weight: Tensor, key: str, chip: int, t: float) -> Iterator[None]:
+    """Re-raise the exact reductions' refusal of non-finite weights with the tile and chip named."""
     try:
-        return max(portable.mean_abs(weight, work), 1e-12)  # |W| in the workspace: no allocation per chip × t
+        yield
     except ValueError:
         _check_finite(weight, key, chip, t)
         raise

@@ -223,3 +223,21 @@ def test_sigma_target_bad_specs():
         StochGraspConfig(sigma_target={"device": "pcm", "t": 1.0, "mode": "typo"})
     with pytest.raises(AdapterError, match="unknown device model 'nope'"):
         attach(load_minilm(), StochGraspConfig(k=4, sigma_target={"device": "nope", "t": 1.0}))
+
+
+def test_device_reads_use_the_chips_drift_compensation() -> None:
+    """σ targets see the chips' error: the compensated read keeps mean|W_prog| (α = mean|W_prog| / mean|W_t|),
+    the definition of ``analog_peft.chips.drift_compensation``, not a least-squares fit to the target."""
+    import device_models as dm
+    from analog_peft.chips import mean_abs_weight
+    from analog_peft.methods.stochgrasp.sigma_target import device_reads
+
+    w = 0.05 * torch.randn(64, 96, generator=torch.Generator().manual_seed(3))
+    pcm = dm.get("pcm")
+    (err,) = device_reads(w, pcm, 86400.0 * 365, dm.make_generator(5), 1, compensate=True)
+    state = pcm.program(w, dm.make_generator(5))
+    w_prog = pcm.programmed_weights(state)
+    got = mean_abs_weight((w + err).float())
+    assert got == pytest.approx(mean_abs_weight(w_prog), rel=1e-6)
+    (raw,) = device_reads(w, pcm, 86400.0 * 365, dm.make_generator(5), 1, compensate=False)
+    assert mean_abs_weight((w + raw).float()) < 0.9 * got  # a year of PCM drift shrinks |W| by > 10 %

@@ -46,7 +46,8 @@ class StochGraspConfig(GraspConfig):
                 ``X`` of the first training (or :meth:`~StochGraspModel.calibrate`) batch — the relative
                 output-error the device causes through group ``k``;
 
-              ``a = ⟨W_t, W⟩/⟨W_t, W_t⟩`` is a global drift compensation (``drift_compensation``).
+              ``W_t`` is scaled by the chips' global drift compensation ``α = mean|W_prog| / mean|W_t|``
+              (``drift_compensation``; :func:`analog_peft.chips.drift_compensation`).
             The β targets are absolute (input units): ``σ_target,β = σ_target,γ · rms(x_{G_k})``, since a
             relative error δ on column j acts like an input shift ``δ·x_j`` (``beta_scale="input_rms"``,
             the RMS is a running mean over training batches); ``beta_scale="absolute"`` uses ``σ_target,γ``
@@ -54,7 +55,7 @@ class StochGraspConfig(GraspConfig):
         beta_scale: See ``sigma_target``.
         input_rms_momentum: Momentum of the running input RMS per group.
         n_draws: Device-model draws averaged when deriving ``σ_target``.
-        drift_compensation: Apply the global drift compensation ``a`` above.
+        drift_compensation: Apply the global drift compensation ``α`` above.
     """
 
     method: ClassVar[str] = "stochgrasp"

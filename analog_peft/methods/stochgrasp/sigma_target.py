@@ -5,6 +5,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from analog_peft.chips import drift_compensation, mean_abs_weight
+from device_models import Workspace
+
 
 def group_sums(values: Tensor, group_index: Tensor, k: int) -> Tensor:
     """Sum a ``[D]`` tensor into ``[K]`` groups."""
@@ -12,15 +15,18 @@ def group_sums(values: Tensor, group_index: Tensor, k: int) -> Tensor:
 
 
 def device_reads(weight: Tensor, device_model, t: float, generator, n_draws: int, compensate: bool) -> list[Tensor]:
-    """``n_draws`` errors ``ΔW = a·W_t − W`` of independently programmed copies of ``weight``."""
+    """``n_draws`` errors ``ΔW = α·W_t − W`` of independently programmed copies of ``weight``, with the
+    chips' global drift compensation ``α = mean|W_prog| / mean|W_t|`` (:func:`analog_peft.chips.drift_compensation`)."""
     errors = []
+    work = Workspace()
     for _ in range(n_draws):
         state = device_model.program(weight, generator)
-        w_t = device_model.read(state, t, generator).to(weight)
+        w_t = device_model.read(state, t, generator).to(torch.float32)
         if compensate:
-            denom = (w_t * w_t).sum()
-            w_t = w_t * ((w_t * weight).sum() / denom) if denom > 0 else w_t
-        errors.append(w_t - weight)
+            w_prog = torch.empty_like(w_t)
+            device_model.programmed_into(state, w_prog, work)
+            w_t = w_t * drift_compensation(mean_abs_weight(w_prog, work), w_t, work)
+        errors.append(w_t.to(weight) - weight)
     return errors
 
 
