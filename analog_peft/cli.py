@@ -70,7 +70,7 @@ def one_line(exc: BaseException) -> str:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from analog_peft.demo import run_demo
 
-    run_demo(args.out, model_name=args.model, device=args.device, n_chips=args.chips,
+    run_demo(args.out, model_name=args.model, device_model=args.device_model, n_chips=args.chips,
              train_examples=args.train_examples, eval_examples=args.eval_examples, seed=args.seed,
              noise_eta=args.noise_eta)
     return 0
@@ -187,15 +187,15 @@ def _config_from_flags(args: argparse.Namespace) -> MonteCarloConfig:
     from analog_peft.montecarlo.engine import MonteCarloConfig
     from analog_peft.montecarlo.stats import parse_time
 
-    device: str | dict = args.device
+    device_model: str | dict = args.device_model
     if args.device_params:
-        device = {"name": args.device, "params": _device_params(args.device_params)}
+        device_model = {"name": args.device_model, "params": _device_params(args.device_params)}
     config = MonteCarloConfig(
         methods=_parse_methods(args.method),
         base_model=args.base,
         **{**_data_fields(args), **_decoder_fields(args)},
         max_examples=args.max_examples,
-        device=device,
+        device_model=device_model,
         rpu=args.rpu,
         allow_conversion_override=args.allow_conversion_override,
         subset_seed=args.subset_seed,
@@ -320,7 +320,7 @@ def _add_demo(sub: Any) -> None:
     p = sub.add_parser("demo", help="end-to-end main job on the real MiniLM-L6 weights")
     p.add_argument("--out", default="runs/demo")
     p.add_argument("--model", default="minilm-l6")
-    p.add_argument("--device-model", "--device", dest="device", default="pcm",
+    p.add_argument("--device-model", "--device", dest="device_model", default="pcm",
                    help="device model name (see `device_models.available()`; --device: the former name)")
     p.add_argument("--chips", type=positive_int, default=3)
     p.add_argument("--train-examples", type=positive_int, default=1000)
@@ -347,44 +347,23 @@ def _add_convert(sub: Any) -> None:
 
 def _add_montecarlo(sub: Any) -> None:
     """``montecarlo``: chips × times of each adapter."""
+    import device_models
     from analog_peft.presets import PRESETS
 
     p = sub.add_parser("montecarlo", help="evaluate adapters across many simulated chips and inference times")
     p.add_argument("--config", default=None, metavar="TOML",
                    help="read the config from this file (a run's montecarlo_config.toml works); edit with --set")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="with --config: any field, TOML value (n_chips=50, device.params.eta=0.02)")
+                   help="with --config: any field, TOML value (n_chips=50, device_model.params.eta=0.02)")
     p.add_argument("--dry-run", action="store_true", help="print the resolved config as TOML and exit")
     p.add_argument("--adapter", "--method", dest="method", action="append", default=None, metavar="NAME=DIR",
                    help="adapter (or training run) directory per method, peft:DIR for a Hugging Face PEFT adapter; "
                    "repeat for several methods; NAME=DIR0,DIR1,... for several training seeds (deployed as "
                    "NAME@0, NAME@1, ... on the same chips)")
     p.add_argument("--base", default="minilm-l6", help="base model the adapters were trained on")
-    p.add_argument("--task", default=None,
-                   help="a GLUE task (default sst2), custom (with --eval-file), e2e (generation) or lm (perplexity "
-                        "of --eval-file, one text per line, or of the E2E references)")
-    p.add_argument("--metric", default=None, metavar="M1,M2",
-                   help="decoder tasks: metrics to report (e2e: BLEU,NIST,METEOR,ROUGE_L,CIDEr; lm: nll,perplexity)")
-    p.add_argument("--max-new-tokens", type=positive_int, default=None, help="e2e: tokens generated at most (64)")
-    p.add_argument("--num-beams", type=positive_int, default=None, help="e2e: beam width (1 = greedy)")
-    p.add_argument("--split", default=None, help="evaluation split (default dev; MNLI: dev_matched, dev_mismatched)")
-    p.add_argument("--max-examples", type=positive_int, default=None, help="subsample the eval set (seeded)")
-    p.add_argument("--data-dir", default=None)
-    p.add_argument("--data-config", default=None, metavar="TOML",
-                   help="read the data options (task, eval_file, columns, labels, ...) from a training config "
-                        "TOML or a training run directory's train_config.toml; the flags below override it")
-    p.add_argument("--eval-file", default=None,
-                   help="your own evaluation file (CSV, TSV, JSON Lines, Parquet; --task lm: a text file)")
-    p.add_argument("--text-column", default=None)
-    p.add_argument("--text-pair-column", default=None, help="second text of sentence pairs")
-    p.add_argument("--label-column", default=None)
-    p.add_argument("--task-type", default=None, choices=["classification", "regression"])
-    p.add_argument("--labels", default=None, type=lambda t: [x.strip() for x in t.split(",") if x.strip()],
-                   help="label names in index order, comma-separated (custom classification)")
-    p.add_argument("--num-labels", default=None, type=positive_int, help="number of classes (custom data)")
-    p.add_argument("--data-name", default=None, help="name of the data in the table and the report title")
-    p.add_argument("--device-model", "--device", dest="device", default="pcm",
-                   help="device model: pcm, hermes, reram, reram_cmo, gaussian, ... (--device: the former name)")
+    _add_mc_data_options(p)
+    p.add_argument("--device-model", "--device", dest="device_model", default="pcm",
+                   help=f"device model: {', '.join(device_models.available())} (--device: the former name)")
     p.add_argument("--device-params", default=None, help='JSON parameters, e.g. \'{"eta": 0.01}\'')
     p.add_argument("--rpu", default=None, choices=PRESETS,
                    help="RPU preset (default: each adapter's recorded conversion, conversion.json; mapped when none)")
@@ -394,16 +373,7 @@ def _add_montecarlo(sub: Any) -> None:
     p.add_argument("--deployment", default="periphery", choices=["periphery", "fused"])
     p.add_argument("--chips", type=positive_int, default=25,
                    help="number of chips (sequential mode: the first look)")
-    p.add_argument("--target-ci-width", type=float, default=None, metavar="W",
-                   help="sequential mode: add chips until every 95%% CI (each method's mean, or --target-pair) "
-                        "is at most W wide (high - low, metric units), up to --max-chips")
-    p.add_argument("--max-chips", type=positive_int, default=None, help="sequential mode: the most chips to run")
-    p.add_argument("--chip-batch", type=positive_int, default=10, help="sequential mode: chips added per look")
-    p.add_argument("--target-pair", default=None, metavar="A,B",
-                   help="sequential mode: stop on the CI of the paired difference A - B instead of the means")
-    p.add_argument("--target-metric", default=None, help="sequential mode: metric (default: the task's primary)")
-    p.add_argument("--target-scope", default="chips", choices=["chips", "all"],
-                   help="sequential mode: the chip-level CI (default) or the CI over chips x examples x seeds")
+    _add_mc_sequential_options(p)
     p.add_argument("--times", default="1s,1h,1d,1w,1mo,1y", help="comma-separated inference times")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=positive_int, default=64)
@@ -427,6 +397,47 @@ def _add_montecarlo(sub: Any) -> None:
     _add_yield_options(p)
     p.set_defaults(func=_cmd_montecarlo)
     p.set_defaults(parser_defaults={a.dest: a.default for a in p._actions if a.dest != "help"})
+
+
+def _add_mc_data_options(p: argparse.ArgumentParser) -> None:
+    """``montecarlo``'s evaluation data: task, split, the user's own file and its layout."""
+    p.add_argument("--task", default=None,
+                   help="a GLUE task (default sst2), custom (with --eval-file), e2e (generation) or lm (perplexity "
+                        "of --eval-file, one text per line, or of the E2E references)")
+    p.add_argument("--metric", default=None, metavar="M1,M2",
+                   help="decoder tasks: metrics to report (e2e: BLEU,NIST,METEOR,ROUGE_L,CIDEr; lm: nll,perplexity)")
+    p.add_argument("--max-new-tokens", type=positive_int, default=None, help="e2e: tokens generated at most (64)")
+    p.add_argument("--num-beams", type=positive_int, default=None, help="e2e: beam width (1 = greedy)")
+    p.add_argument("--split", default=None, help="evaluation split (default dev; MNLI: dev_matched, dev_mismatched)")
+    p.add_argument("--max-examples", type=positive_int, default=None, help="subsample the eval set (seeded)")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--data-config", default=None, metavar="TOML",
+                   help="read the data options (task, eval_file, columns, labels, ...) from a training config "
+                        "TOML or a training run directory's train_config.toml; the flags below override it")
+    p.add_argument("--eval-file", default=None,
+                   help="your own evaluation file (CSV, TSV, JSON Lines, Parquet; --task lm: a text file)")
+    p.add_argument("--text-column", default=None)
+    p.add_argument("--text-pair-column", default=None, help="second text of sentence pairs")
+    p.add_argument("--label-column", default=None)
+    p.add_argument("--task-type", default=None, choices=["classification", "regression"])
+    p.add_argument("--labels", default=None, type=lambda t: [x.strip() for x in t.split(",") if x.strip()],
+                   help="label names in index order, comma-separated (custom classification)")
+    p.add_argument("--num-labels", default=None, type=positive_int, help="number of classes (custom data)")
+    p.add_argument("--data-name", default=None, help="name of the data in the table and the report title")
+
+
+def _add_mc_sequential_options(p: argparse.ArgumentParser) -> None:
+    """``montecarlo``'s sequential mode: add chips until the CIs are narrow enough."""
+    p.add_argument("--target-ci-width", type=float, default=None, metavar="W",
+                   help="sequential mode: add chips until every 95%% CI (each method's mean, or --target-pair) "
+                        "is at most W wide (high - low, metric units), up to --max-chips")
+    p.add_argument("--max-chips", type=positive_int, default=None, help="sequential mode: the most chips to run")
+    p.add_argument("--chip-batch", type=positive_int, default=10, help="sequential mode: chips added per look")
+    p.add_argument("--target-pair", default=None, metavar="A,B",
+                   help="sequential mode: stop on the CI of the paired difference A - B instead of the means")
+    p.add_argument("--target-metric", default=None, help="sequential mode: metric (default: the task's primary)")
+    p.add_argument("--target-scope", default="chips", choices=["chips", "all"],
+                   help="sequential mode: the chip-level CI (default) or the CI over chips x examples x seeds")
 
 
 def _add_report(sub: Any) -> None:

@@ -34,7 +34,7 @@ def output_error(reference: torch.Tensor, output: torch.Tensor) -> float:
 
 
 def conversion_demo(
-    out_dir: Path, model_name: str, device: str, n_chips: int, seed: int, rpu: str = "mapped"
+    out_dir: Path, model_name: str, device_model: str, n_chips: int, seed: int, rpu: str = "mapped"
 ) -> dict:
     """Convert, print the report, program ``n_chips`` chips and print per-chip output errors."""
     tok = load_tokenizer(model_name)
@@ -48,7 +48,7 @@ def conversion_demo(
     report = convert(model, rpu)
     log.info(report.table())
     report.to_json(str(out_dir / "conversion_report.json"))
-    chips = ChipProgrammer(model, device, seed=seed)
+    chips = ChipProgrammer(model, device_model, seed=seed)
     rows = []
     for chip in range(n_chips):
         start = time.perf_counter()
@@ -61,7 +61,7 @@ def conversion_demo(
             log.info(f"chip {chip}  t = {t:>10.0f} s  relative error of the last hidden state: {err:.3f}")
         log.info(f"chip {chip}: programmed and drifted to 3 times in {time.perf_counter() - start:.2f} s")
     chips.reset()
-    result = {"model": model_name, "device": device, "rpu": rpu, "chips": rows, "conversion": report.to_dict()["summary"]}
+    result = {"model": model_name, "device_model": device_model, "rpu": rpu, "chips": rows, "conversion": report.to_dict()["summary"]}
     (out_dir / "chips.json").write_text(json.dumps(result, indent=2))
     return result
 
@@ -73,7 +73,7 @@ def _best(out: Path, method: str) -> float:
 def run_demo(
     out_dir: str | Path = "runs/demo",
     model_name: str = "minilm-l6",
-    device: str = "pcm",
+    device_model: str = "pcm",
     n_chips: int = 3,
     train_examples: int = 1000,
     eval_examples: int = 256,
@@ -88,9 +88,9 @@ def run_demo(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     log.info("== 1. conversion and chips ==")
-    conversion_demo(out, model_name, device, n_chips, seed)
+    conversion_demo(out, model_name, device_model, n_chips, seed)
 
-    noise = {"mode": "device", "device": {"name": "gaussian", "eta": noise_eta}} if noise_eta else {"mode": "none"}
+    noise = {"mode": "device", "device_model": {"name": "gaussian", "eta": noise_eta}} if noise_eta else {"mode": "none"}
     what = f"relative-Gaussian base-weight noise η={noise_eta:g} in the loop" if noise_eta else "no noise in the loop"
     log.info(f"\n== 2. training GRASP (K=16) and the head-only baseline ({what}) ==")
     runs = {}
@@ -109,10 +109,10 @@ def run_demo(
     log.info(f"GRASP - head-only on the {eval_examples} dev sentences: "
           f"{100 * (_best(out, 'grasp') - _best(out, 'head')):+.1f} points")
 
-    log.info(f"\n== 3. chip Monte Carlo ({device}, {n_chips} chips, periphery deployment) ==")
+    log.info(f"\n== 3. chip Monte Carlo ({device_model}, {n_chips} chips, periphery deployment) ==")
     mc = MonteCarloConfig(
         methods=[MethodSpec(name, str(path)) for name, path in runs.items()],
-        base_model=model_name, task="sst2", max_examples=eval_examples, device=device, rpu="mapped",
+        base_model=model_name, task="sst2", max_examples=eval_examples, device_model=device_model, rpu="mapped",
         n_chips=n_chips, times=[1.0, 3600.0, DAY, 365 * DAY], seed=seed, run="demo",
     )
     df = run_montecarlo(mc, out / "montecarlo")

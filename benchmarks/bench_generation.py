@@ -43,7 +43,7 @@ def _setup(root: Path, args: argparse.Namespace):
                 p.add_(0.02 * torch.randn_like(p))
     adapted.save_adapter(root / "lora")
     config = MonteCarloConfig(methods=[MethodSpec("lora", str(root / "lora"))], base_model=base, task="e2e",
-                              split="test", max_examples=args.n, batch_size=args.batch_size, device="pcm",
+                              split="test", max_examples=args.n, batch_size=args.batch_size, device_model="pcm",
                               rpu="mapped", times=[float(t) for t in args.times.split(",")],
                               metrics=args.metrics.split(","), max_new_tokens=args.max_new_tokens).normalized()
     config.validate()

@@ -32,7 +32,7 @@ def _config(n: int, chips: int, times: list[float]):
     from analog_peft.montecarlo.engine import MethodSpec, MonteCarloConfig
 
     return MonteCarloConfig(methods=[MethodSpec("base")], base_model="minilm-l6", max_examples=n, n_chips=chips,
-                            times=times, device="pcm", rpu="mapped", seed=0)
+                            times=times, device_model="pcm", rpu="mapped", seed=0)
 
 
 def _actor_cpu_seconds() -> float:

@@ -54,10 +54,10 @@ def studies(runs: Path, chips: int, examples: int) -> dict[str, MonteCarloConfig
         for eta in etas:
             name = f"gauss_{scale}_{eta:g}"
             out[name] = MonteCarloConfig(**common, rpu="ideal", times=[1.0], run=name,
-                                         device={"name": "gaussian", "eta": eta, "scale": scale})
-    out["pcm"] = MonteCarloConfig(**common, rpu="mapped", device="pcm", times=list(PCM_TIMES), run="pcm")
+                                         device_model={"name": "gaussian", "eta": eta, "scale": scale})
+    out["pcm"] = MonteCarloConfig(**common, rpu="mapped", device_model="pcm", times=list(PCM_TIMES), run="pcm")
     # the rest of the default grid: same seeds, so chip k has the same programming draw in both studies
-    out["pcm_more"] = MonteCarloConfig(**common, rpu="mapped", device="pcm", times=list(PCM_MORE_TIMES),
+    out["pcm_more"] = MonteCarloConfig(**common, rpu="mapped", device_model="pcm", times=list(PCM_MORE_TIMES),
                                        run="pcm")
     # run order: the layer-wise grid, then PCM, then the per-column grid
     order = [n for n in out if "layer_max" in n] + ["pcm"] + [n for n in out if "column_max" in n] + ["pcm_more"]

@@ -37,9 +37,9 @@ COMMON = {
     "num_threads": 1,
     "progress": False,
 }
-PCM_1DAY = {"device": "pcm", "t": 86400.0}
-GAUSS_NOISE = {"mode": "device", "device": {"name": "gaussian", "eta": 0.005}}  # σ = 0.005·max|W| per layer
-PCM_NOISE = {"mode": "device", "device": "pcm", "t": 86400.0}  # a fresh PCM chip at 1 day every batch
+PCM_1DAY = {"device_model": "pcm", "t": 86400.0}
+GAUSS_NOISE = {"mode": "device", "device_model": {"name": "gaussian", "eta": 0.005}}  # σ = 0.005·max|W| per layer
+PCM_NOISE = {"mode": "device", "device_model": "pcm", "t": 86400.0}  # a fresh PCM chip at 1 day every batch
 MAPPED = {"rpu": "mapped"}  # PCM injection on the column-wise mapped tiles the Monte Carlo deploys on
 RUNS: dict[str, dict] = {
     "head": {"method": "head", "lr": 1e-2},

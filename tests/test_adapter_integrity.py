@@ -201,7 +201,7 @@ def test_training_evaluation_refuses_nan_logits():
 
 def test_montecarlo_stops_on_non_finite_logits_naming_method_chip_and_time(tiny_bert, tmp_path):
     config = MonteCarloConfig(methods=[MethodSpec("base", None)], base_model=tiny_bert, max_examples=8, n_chips=1,
-                              times=[3600.0], device={"name": "gaussian", "eta": 1e30}, rpu="ideal")
+                              times=[3600.0], device_model={"name": "gaussian", "eta": 1e30}, rpu="ideal")
     with pytest.raises(NonFiniteError, match=r"method 'base' on chip 0 at t = 1h \(gaussian\).*not finite"):
         run_montecarlo(config, tmp_path / "mc", progress=False)
     assert not list((tmp_path / "mc" / "chips").glob("chip_*.csv"))
@@ -279,24 +279,24 @@ def test_the_hub_probe_is_bounded_and_only_local_here():
 
 
 def test_conductance_model_on_ideal_tiles_warns_and_names_mapped():
-    config = MonteCarloConfig(methods=[MethodSpec("base", None)], device="pcm", rpu="ideal")
+    config = MonteCarloConfig(methods=[MethodSpec("base", None)], device_model="pcm", rpu="ideal")
     with pytest.warns(UserWarning, match=r"device model 'pcm' .*'ideal' preset.*use the 'mapped' preset"):
         config.validate()
     with pytest.warns(UserWarning, match=r"training noise: device model 'hermes'.*'mapped'"):
-        TrainConfig(noise={"mode": "device", "device": "hermes", "t": 1.0})  # rpu auto -> ideal
+        TrainConfig(noise={"mode": "device", "device_model": "hermes", "t": 1.0})  # rpu auto -> ideal
     with warnings.catch_warnings():  # no warning on mapped tiles, nor for weight-space models
         warnings.simplefilter("error")
-        MonteCarloConfig(methods=[MethodSpec("base", None)], device="pcm", rpu="mapped").validate()
-        TrainConfig(noise={"mode": "device", "device": "reram", "t": 1.0}, rpu="mapped")
-        TrainConfig(noise={"mode": "device", "device": {"name": "gaussian", "eta": 0.01}})
+        MonteCarloConfig(methods=[MethodSpec("base", None)], device_model="pcm", rpu="mapped").validate()
+        TrainConfig(noise={"mode": "device", "device_model": "reram", "t": 1.0}, rpu="mapped")
+        TrainConfig(noise={"mode": "device", "device_model": {"name": "gaussian", "eta": 0.01}})
 
 
 @pytest.mark.parametrize(
     "changes, match",
     [
-        ({"noise": {"mode": "device", "device": {"name": "gaussian", "eta": -1}}}, r"noise.device: gaussian: eta"),
-        ({"noise": {"mode": "device", "device": "nosuch"}}, r"noise.device: unknown device model 'nosuch'"),
-        ({"noise": {"mode": "device", "device": "reram", "t": 3600.0}, "rpu": "mapped"}, r"noise.t: .*fitted"),
+        ({"noise": {"mode": "device", "device_model": {"name": "gaussian", "eta": -1}}}, r"noise.device_model: gaussian: eta"),
+        ({"noise": {"mode": "device", "device_model": "nosuch"}}, r"noise.device_model: unknown device model 'nosuch'"),
+        ({"noise": {"mode": "device", "device_model": "reram", "t": 3600.0}, "rpu": "mapped"}, r"noise.t: .*fitted"),
         ({"lr": math.inf}, r"lr must be a finite number"),
         ({"lr": "fast"}, r"lr must be a finite number"),
         ({"batch_size": 2.5}, r"batch_size must be an integer, got 2.5"),

@@ -82,7 +82,7 @@ def test_standard_periphery_is_refused():
 
 def _config(adapters: dict[str, str], **kw) -> MonteCarloConfig:
     base = dict(methods=[MethodSpec(n, p) for n, p in adapters.items()] + [MethodSpec("base", None)],
-                max_examples=40, batch_size=16, n_chips=2, times=TIMES, device=PCM, rpu="mapped", seed=2)
+                max_examples=40, batch_size=16, n_chips=2, times=TIMES, device_model=PCM, rpu="mapped", seed=2)
     return MonteCarloConfig(**{**base, **kw})
 
 

@@ -87,8 +87,8 @@ def test_train_config_that_is_not_toml(capsys, tmp_path):
 
 def test_train_dry_run_validates_device_noise(capsys):
     one_error_line(capsys, ["train", "--dry-run", "--set", "noise.mode=device",
-                            "--set", 'noise.device={name = "gaussian", eta = -1}'], "noise.device", "eta")
-    one_error_line(capsys, ["train", "--dry-run", "--set", "noise.mode=device", "--set", "noise.device=nosuch"],
+                            "--set", 'noise.device_model={name = "gaussian", eta = -1}'], "noise.device", "eta")
+    one_error_line(capsys, ["train", "--dry-run", "--set", "noise.mode=device", "--set", "noise.device_model=nosuch"],
                    "noise.device", "unknown device model 'nosuch'")
 
 
@@ -106,7 +106,7 @@ def test_train_bad_flag_value_is_one_line(capsys):
 
 def test_train_dry_run_warns_for_pcm_on_ideal_tiles(capsys):
     with pytest.warns(UserWarning, match="'mapped'"):
-        assert main(["train", "--dry-run", "--set", "noise.mode=device", "--set", "noise.device=pcm"]) == 0
+        assert main(["train", "--dry-run", "--set", "noise.mode=device", "--set", "noise.device_model=pcm"]) == 0
     assert 'rpu = "auto"' in capsys.readouterr().out
 
 
@@ -210,7 +210,7 @@ def test_montecarlo_config_file_round_trip_and_its_errors(capsys, tiny_bert, ada
     saved = out / CONFIG_TOML
     config = MonteCarloConfig.from_toml_dict(read_file(saved))
     assert [(m.name, m.adapter) for m in config.methods] == [("grasp", str(adapter)), ("base", None)]
-    assert config.device == "gaussian" and config.rpu == "ideal" and config.n_chips == 1
+    assert config.device_model == "gaussian" and config.rpu == "ideal" and config.n_chips == 1
     first = (out / "results.csv").read_bytes()
     capsys.readouterr()
     assert main(["montecarlo", "--config", str(saved), "--set", "n_chips=2", "--dry-run"]) == 0

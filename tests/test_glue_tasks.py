@@ -336,7 +336,7 @@ def test_one_chip_monte_carlo_on_regression(stsb_run, tiny_bert, tmp_path):
     result, data = stsb_run
     config = MonteCarloConfig(methods=[MethodSpec("grasp", str(result.out_dir / "adapter" / "best"))],
                               base_model=tiny_bert, task="stsb", data_dir=str(data), n_chips=1, times=[1.0],
-                              device=GAUSS, rpu="ideal", batch_size=16, max_length=32)
+                              device_model=GAUSS, rpu="ideal", batch_size=16, max_length=32)
     df = run_montecarlo(config, tmp_path / "mc", progress=False)
     assert set(df.metric) == {"pearson", "spearman"} and len(df) == 4  # digital + 1 chip, 2 metrics
     digital = df[(df.chip == -1) & (df.metric == "pearson")].value.item()

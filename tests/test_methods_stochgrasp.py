@@ -160,7 +160,7 @@ def test_without_kl_spreads_shrink_with_kl_they_hold():
 def test_sigma_target_from_gaussian_device(base, batch):
     """weight_spread: σ_γ,k = η·max|W| / rms(W[:, G_k]); σ_β,k = σ_γ,k · rms(x[G_k]) (inputs of the layer)."""
     eta = 0.02
-    target = {"device": {"name": "gaussian", "params": {"eta": eta}}, "t": 86400.0, "mode": "weight_spread"}
+    target = {"device_model": {"name": "gaussian", "params": {"eta": eta}}, "t": 86400.0, "mode": "weight_spread"}
     cfg = StochGraspConfig(k=4, target_modules=["re:.*layer\\.5\\.output\\.dense"], sigma_target=target,
                            drift_compensation=False)
     adapted = attach(fresh(base), cfg)
@@ -186,7 +186,7 @@ def test_sigma_target_from_gaussian_device(base, batch):
 def test_sigma_target_group_scale_is_the_shared_scale_error(base, batch):
     """group_scale, i.i.d. errors of std s = η·max|W|: δ_k = ⟨E, W_G⟩/‖W_G‖² has std s/‖W_G‖ (Frobenius)."""
     eta = 0.02
-    target = {"device": {"name": "gaussian", "eta": eta}, "t": 1.0, "mode": "group_scale"}
+    target = {"device_model": {"name": "gaussian", "eta": eta}, "t": 1.0, "mode": "group_scale"}
     cfg = StochGraspConfig(k=4, target_modules=["re:.*layer\\.5\\.output\\.dense"], sigma_target=target,
                            drift_compensation=False, n_draws=400)
     adapted = attach(fresh(base), cfg)
@@ -204,7 +204,7 @@ def test_sigma_target_group_scale_is_the_shared_scale_error(base, batch):
 
 def test_sigma_target_output_error_scales_with_noise(base, batch):
     def targets(eta):
-        spec = {"device": {"name": "gaussian", "params": {"eta": eta}}, "t": 1.0, "mode": "output_error"}
+        spec = {"device_model": {"name": "gaussian", "params": {"eta": eta}}, "t": 1.0, "mode": "output_error"}
         cfg = StochGraspConfig(k=4, target_modules=["re:.*layer\\.5\\.intermediate\\.dense"], sigma_target=spec,
                                drift_compensation=False)
         adapted = attach(fresh(base), cfg)
@@ -220,9 +220,9 @@ def test_sigma_target_bad_specs():
     with pytest.raises(AdapterError, match="positive float"):
         StochGraspConfig(sigma_target=-1.0)
     with pytest.raises(AdapterError, match="mode must be one of"):
-        StochGraspConfig(sigma_target={"device": "pcm", "t": 1.0, "mode": "typo"})
+        StochGraspConfig(sigma_target={"device_model": "pcm", "t": 1.0, "mode": "typo"})
     with pytest.raises(AdapterError, match="unknown device model 'nope'"):
-        attach(load_minilm(), StochGraspConfig(k=4, sigma_target={"device": "nope", "t": 1.0}))
+        attach(load_minilm(), StochGraspConfig(k=4, sigma_target={"device_model": "nope", "t": 1.0}))
 
 
 def test_device_reads_use_the_chips_drift_compensation() -> None:

@@ -53,7 +53,7 @@ def adapters(gpt2_dir, tmp_path_factory) -> dict[str, str]:
 
 def gen_config(gpt2_dir: str, adapters: dict[str, str], names=("lora", "para"), **kw) -> MonteCarloConfig:
     base = dict(methods=[MethodSpec(n, adapters[n]) for n in names], base_model=gpt2_dir, task="e2e", split="test",
-                max_examples=6, batch_size=4, n_chips=2, times=[1.0, 86400.0], device="pcm", rpu="mapped", seed=3,
+                max_examples=6, batch_size=4, n_chips=2, times=[1.0, 86400.0], device_model="pcm", rpu="mapped", seed=3,
                 metrics=FAST_METRICS, max_new_tokens=8)
     return MonteCarloConfig(**{**base, **kw})
 
@@ -122,7 +122,7 @@ def test_perplexity_monte_carlo_and_its_digital_value(gpt2_dir, adapters, tmp_pa
     texts = tmp_path / "texts.txt"
     texts.write_text("The Eagle is a pub near the river.\n\nA cheap coffee shop in the city centre.\nIt is fine.\n")
     cfg = MonteCarloConfig(methods=[MethodSpec("base"), MethodSpec("lora", adapters["lora"])], base_model=gpt2_dir,
-                           task="lm", eval_file=str(texts), n_chips=2, times=[1.0, 3.15e7], device="pcm",
+                           task="lm", eval_file=str(texts), n_chips=2, times=[1.0, 3.15e7], device_model="pcm",
                            rpu="mapped", batch_size=2)
     df = run_montecarlo(cfg, tmp_path / "ppl", progress=False)
     assert set(df.metric) == {"nll", "perplexity"} and set(df.task) == {"lm:texts.txt"}
@@ -152,13 +152,13 @@ def test_fused_equals_periphery_on_the_ideal_device(gpt2_dir, adapters, tmp_path
     tables = {}
     for dep in ("periphery", "fused"):
         cfg = MonteCarloConfig(methods=[MethodSpec(method, adapters[method])], base_model=gpt2_dir, task="lm",
-                               split="test", max_examples=3, n_chips=1, times=[1.0], device=IDEAL, rpu="ideal",
+                               split="test", max_examples=3, n_chips=1, times=[1.0], device_model=IDEAL, rpu="ideal",
                                deployment=dep, batch_size=8)
         tables[dep] = run_montecarlo(cfg, tmp_path / dep, progress=False)
     a, b = tables["periphery"], tables["fused"]
     np.testing.assert_allclose(a.value.to_numpy(), b.value.to_numpy(), rtol=1e-4)
     base = run_montecarlo(MonteCarloConfig(methods=[MethodSpec("base")], base_model=gpt2_dir, task="lm",
-                                           split="test", max_examples=3, n_chips=1, times=[1.0], device=IDEAL,
+                                           split="test", max_examples=3, n_chips=1, times=[1.0], device_model=IDEAL,
                                            rpu="ideal", batch_size=8), tmp_path / "base", progress=False)
     assert not np.allclose(a.value.to_numpy(), base.value.to_numpy(), rtol=1e-4)  # the adapter does something
 
@@ -180,7 +180,7 @@ def test_llama_lm_head_stays_digital_and_perplexity_runs(gpt2_dir, tmp_path):
     assert "lm_head" not in analog and any("mlp" in n for n in analog)
     assert dep.model.lm_head.weight is dep.model.model.embed_tokens.weight  # the tie survives
     cfg = MonteCarloConfig(methods=[MethodSpec("base")], base_model=str(tmp_path / "llama"), task="e2e",
-                           split="test", max_examples=4, n_chips=1, times=[1.0], device="pcm", metrics=["BLEU"],
+                           split="test", max_examples=4, n_chips=1, times=[1.0], device_model="pcm", metrics=["BLEU"],
                            max_new_tokens=4, num_beams=2)
     df = run_montecarlo(cfg, tmp_path / "gen", progress=False)
     assert set(df.metric) == {"BLEU"} and len(df) == 2

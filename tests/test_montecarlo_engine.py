@@ -32,7 +32,7 @@ def adapters(tmp_path_factory, save_perturbed_adapters) -> dict[str, str]:
 def small_config(adapters: dict[str, str], **kw) -> MonteCarloConfig:
     base = dict(
         methods=[MethodSpec(n, p) for n, p in adapters.items()],
-        max_examples=32, batch_size=32, n_chips=3, times=[1.0, 86400.0], device=GAUSS, rpu="ideal", seed=5,
+        max_examples=32, batch_size=32, n_chips=3, times=[1.0, 86400.0], device_model=GAUSS, rpu="ideal", seed=5,
     )
     return MonteCarloConfig(**{**base, **kw})
 
@@ -136,14 +136,14 @@ def test_empty_time_grid_is_refused(adapters, tmp_path):
 
 def test_unfitted_time_is_refused_before_running(adapters, tmp_path):
     with pytest.raises(ValueError, match="fitted"):
-        run_montecarlo(small_config(adapters, device="reram", times=[3600.0]), tmp_path / "f", progress=False)
+        run_montecarlo(small_config(adapters, device_model="reram", times=[3600.0]), tmp_path / "f", progress=False)
     assert not (tmp_path / "f").exists()
 
 
 def test_adapter_for_another_base_is_refused(tmp_path, tiny_gpt2):
     attach(tiny_gpt2, LoraConfig(r=2)).save_adapter(tmp_path / "gpt2_lora")
     cfg = MonteCarloConfig(methods=[MethodSpec("x", str(tmp_path / "gpt2_lora"))], max_examples=8, n_chips=1,
-                           times=[1.0], device=GAUSS, rpu="ideal")
+                           times=[1.0], device_model=GAUSS, rpu="ideal")
     with pytest.raises(Exception, match="made for model_type='gpt2'"):
         run_montecarlo(cfg, tmp_path / "g", progress=False)
 
@@ -171,7 +171,7 @@ def test_periphery_methods_share_the_programmed_base(adapters):
 def test_periphery_methods_copy_one_programming_with_the_same_rows(adapters):
     from analog_peft.montecarlo.engine import _Worker
 
-    cfg = small_config(adapters, rpu="mapped", device="pcm", n_chips=1, times=[0.0, 86400.0])
+    cfg = small_config(adapters, rpu="mapped", device_model="pcm", n_chips=1, times=[0.0, 86400.0])
     worker = _Worker(cfg)
     assert worker.leaders[0] is None and worker.leaders[1] is worker.deployments[0][1]  # lora copies grasp's chip
     shared = worker.chip_rows(2)
@@ -213,6 +213,22 @@ def test_torch_device_is_hashed_only_when_not_the_default() -> None:
     cpu = MonteCarloConfig(methods=[MethodSpec("base")])
     assert "torch_device" not in cpu.hashed_fields()
     assert MonteCarloConfig(methods=[MethodSpec("base")], torch_device="cuda").digest() != cpu.digest()
+
+
+def test_former_field_name_device_still_loads_and_keeps_the_digest() -> None:
+    """``device`` (the device model) became ``device_model``: files written before load under the new name,
+    the digest of existing run directories is unchanged, and both names at once are refused."""
+    from analog_peft.montecarlo.engine import MethodSpec, MonteCarloConfig
+
+    new = MonteCarloConfig(methods=[MethodSpec("base")], device_model="hermes")
+    legacy = {k: v for k, v in new.to_dict().items() if k != "device_model"} | {"device": "hermes"}
+    old = MonteCarloConfig.from_dict(legacy)
+    assert old == new and old.digest() == new.digest()
+    assert new.hashed_fields()["device"] == "hermes" and "device_model" not in new.hashed_fields()
+    toml = MonteCarloConfig.from_toml_dict({"methods": [{"name": "base", "adapter": ""}], "device": "hermes"})
+    assert toml.device_model == "hermes"
+    with pytest.raises(ValueError, match="both 'device' .* and 'device_model'"):
+        MonteCarloConfig.from_toml_dict({"methods": [{"name": "b", "adapter": ""}], "device": "pcm", "device_model": "pcm"})
 
 
 # -- run-directory integrity: one writer, validated before the manifest, extension, named differences ----
@@ -281,12 +297,12 @@ def test_a_broken_adapter_leaves_no_manifest_and_the_fixed_one_runs(adapters, tm
 
 def test_a_changed_option_is_refused_naming_the_fields(adapters, tmp_path):
     run_montecarlo(small_config(adapters, n_chips=1, times=[1.0]), tmp_path / "x", progress=False)
-    other = small_config(adapters, n_chips=1, times=[1.0], device={"name": "gaussian", "params": {"eta": 0.02}},
+    other = small_config(adapters, n_chips=1, times=[1.0], device_model={"name": "gaussian", "params": {"eta": 0.02}},
                          seed=6)
     with pytest.raises(RunDirMismatch, match=r"device\.params\.eta: 0\.01 → 0\.02; seed: 5 → 6"):
         run_montecarlo(other, tmp_path / "x", progress=False)
     with pytest.raises(RunDirMismatch, match=r"device: \{'name': 'gaussian'.*\} → 'pcm'"):
-        run_montecarlo(small_config(adapters, n_chips=1, times=[1.0], device="pcm"), tmp_path / "x",
+        run_montecarlo(small_config(adapters, n_chips=1, times=[1.0], device_model="pcm"), tmp_path / "x",
                        progress=False)
 
 
@@ -419,7 +435,7 @@ def test_replicates_and_the_sequential_rule(adapters, tmp_path):
     out = tmp_path / "seq"
     noisy = {"name": "gaussian", "params": {"eta": 0.2}}  # chips that differ, so no CI is 0 wide at 2 chips
     cfg = small_config(adapters, methods=methods, n_chips=2, max_chips=3, chip_batch=1, target_ci_width=1e-9,
-                       times=[1.0], device=noisy)
+                       times=[1.0], device_model=noisy)
     df = run_sequential(cfg, out, progress=False)
     record = json.loads((out / "manifest.json").read_text())["sequential"]
     assert record["chips_used"] == 3 and record["stopped"].startswith("max_chips")

@@ -57,7 +57,7 @@ def config(tiny_bert, tmp_path_factory) -> MonteCarloConfig:
             p.add_(0.05 * torch.randn_like(p))
     adapter = adapted.save_adapter(tmp_path_factory.mktemp("ray-adapters") / "grasp")
     return MonteCarloConfig(methods=[MethodSpec("base"), MethodSpec("grasp", str(adapter))], base_model=tiny_bert,
-                            max_examples=16, batch_size=8, n_chips=N_CHIPS, times=[1.0, 86400.0], device=GAUSS,
+                            max_examples=16, batch_size=8, n_chips=N_CHIPS, times=[1.0, 86400.0], device_model=GAUSS,
                             rpu="ideal", seed=3)
 
 

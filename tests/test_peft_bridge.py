@@ -269,7 +269,7 @@ def peft_dirs(tiny_bert, tmp_path_factory) -> dict[str, str]:
 def test_three_chip_montecarlo_with_every_peft_method(tiny_bert, peft_dirs, deployment, tmp_path):
     methods = [MethodSpec(name, f"peft:{path}") for name, path in peft_dirs.items()]
     config = MonteCarloConfig(methods=methods, base_model=tiny_bert, max_examples=16, batch_size=16, n_chips=3,
-                              times=[1.0, 86400.0], device=GAUSS, rpu="mapped", seed=5, deployment=deployment)
+                              times=[1.0, 86400.0], device_model=GAUSS, rpu="mapped", seed=5, deployment=deployment)
     df = run_montecarlo(config, tmp_path / "mc", progress=False)
     analog = df[(df.chip >= 0) & (df.metric == "accuracy")]
     assert set(analog.method) == set(METHODS)
@@ -349,7 +349,7 @@ def test_train_method_peft_with_device_noise_saves_peft_format(tiny_bert, tmp_pa
     kw = {"model": tiny_bert, "task": "sst2", "train_examples": 16, "eval_examples": 8, "batch_size": 8,
           "max_length": 16, "progress": False, "num_threads": 1, "log_every": 1, "lr": 2e-2, "max_steps": 2,
           "method": "peft", "peft_config": {"peft_type": "LORA", "r": 4, "target_modules": QV}}
-    noisy = train(TrainConfig(**kw, noise={"mode": "device", "device": {"name": "gaussian", "eta": 0.05}},
+    noisy = train(TrainConfig(**kw, noise={"mode": "device", "device_model": {"name": "gaussian", "eta": 0.05}},
                               out_dir=str(tmp_path / "noisy")))
     clean = train(TrainConfig(**kw, rpu="ideal", out_dir=str(tmp_path / "clean")))
     best = tmp_path / "noisy" / "adapter" / "best"
@@ -380,7 +380,7 @@ def test_a_peft_run_resumed_after_a_stop_equals_the_uninterrupted_run(tiny_bert,
     kw = {"model": tiny_bert, "task": "sst2", "train_examples": 24, "eval_examples": 8, "batch_size": 8,
           "max_length": 16, "progress": False, "num_threads": 1, "log_every": 1, "lr": 2e-2, "epochs": 1,
           "method": "peft", "peft_config": {"peft_type": "LORA", "r": 4, "target_modules": QV, "use_dora": True},
-          "noise": {"mode": "device", "device": {"name": "gaussian", "eta": 0.02}}}
+          "noise": {"mode": "device", "device_model": {"name": "gaussian", "eta": 0.02}}}
     full = train(TrainConfig(**kw, out_dir=str(tmp_path / "full")))
     assert train(TrainConfig(**kw, out_dir=str(tmp_path / "part"), stop_after_steps=1)).interrupted
     resumed = train(TrainConfig(**kw, out_dir=str(tmp_path / "part")))

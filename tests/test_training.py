@@ -37,8 +37,8 @@ def assert_same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
 def test_config_toml_round_trip(tmp_path):
     config = TrainConfig(
         method="stochgrasp",
-        method_options={"k": 8, "sigma_target": {"device": "pcm", "t": 86400.0}},
-        noise={"mode": "device", "device": {"name": "gaussian", "eta": 0.01}, "t": 0.0},
+        method_options={"k": 8, "sigma_target": {"device_model": "pcm", "t": 86400.0}},
+        noise={"mode": "device", "device_model": {"name": "gaussian", "eta": 0.01}, "t": 0.0},
         lr=3e-3,
         text_column="sentence",
         out_dir=str(tmp_path / "r"),
@@ -64,7 +64,7 @@ def test_cli_overrides_parse_toml_values():
         ({"method": "nope"}, "unknown method"),
         ({"method_options": {"k": 0}}, "method_options"),
         ({"noise": {"mode": "device"}}, "noise.device"),
-        ({"noise": {"mode": "device", "device": "pcm"}, "rpu": "digital"}, "analog base"),
+        ({"noise": {"mode": "device", "device_model": "pcm"}, "rpu": "digital"}, "analog base"),
         ({"noise": {"mode": "aihwkit_modifier"}}, "eta"),
         ({"schedule": "step"}, "schedule"),
     ],
@@ -120,7 +120,7 @@ def test_resume_equals_uninterrupted_and_is_deterministic(tmp_path, tiny_bert):
         "model": tiny_bert,
         "method": "stochgrasp",
         "method_options": {"k": 4, "sigma_target": 0.02},
-        "noise": {"mode": "device", "device": {"name": "gaussian", "eta": 0.01}},
+        "noise": {"mode": "device", "device_model": {"name": "gaussian", "eta": 0.01}},
         "train_examples": 24,  # 3 steps per epoch
         "eval_examples": 8,
         "max_length": 16,
@@ -203,7 +203,7 @@ def test_full_finetuning_with_chips_in_the_loop_trains_the_tile_weights(tmp_path
     weights (it used to stop at step 2: the optimizer had changed the tiles after the chip's reset)."""
     kw = {**SMALL, "model": tiny_bert, "method": "full", "rpu": "ideal", "lr": 1e-3, "train_examples": 24,
           "eval_examples": 8,
-          "max_length": 16, "epochs": 1, "noise": {"mode": "device", "device": {"name": "gaussian", "eta": 0.01}}}
+          "max_length": 16, "epochs": 1, "noise": {"mode": "device", "device_model": {"name": "gaussian", "eta": 0.01}}}
     result = train(TrainConfig(**kw, out_dir=str(tmp_path / "full")))
     assert result.steps == 3 and not result.interrupted
     trained = adapter(tmp_path / "full")
@@ -257,12 +257,12 @@ def test_the_conversion_travels_with_the_adapter_and_the_monte_carlo_reads_it(tm
         deploy(tiny_bert, best, rpu="mapped")
     dep = deploy(tiny_bert, best, rpu="mapped", allow_override=True)
     assert dep.overridden and dep.report.rpu["name"] == "mapped"
-    config = MonteCarloConfig(methods=[MethodSpec("grasp", str(best))], base_model=tiny_bert, device="gaussian")
+    config = MonteCarloConfig(methods=[MethodSpec("grasp", str(best))], base_model=tiny_bert, device_model="gaussian")
     assert config.conversions()["grasp"] == {"rpu": {"name": "standard", "options": {}}, "recorded": "standard",
                                              "overridden": False}
     with pytest.raises(ConversionMismatch, match="method 'grasp'"):
-        MonteCarloConfig(methods=config.methods, base_model=tiny_bert, device="gaussian", rpu="ideal").validate()
-    allowed = MonteCarloConfig(methods=config.methods, base_model=tiny_bert, device="gaussian", rpu="ideal",
+        MonteCarloConfig(methods=config.methods, base_model=tiny_bert, device_model="gaussian", rpu="ideal").validate()
+    allowed = MonteCarloConfig(methods=config.methods, base_model=tiny_bert, device_model="gaussian", rpu="ideal",
                                allow_conversion_override=True)
     assert allowed.conversions()["grasp"]["overridden"] is True
     # an adapter trained on another base names it in one line
@@ -278,14 +278,14 @@ def test_the_conversion_travels_with_the_adapter_and_the_monte_carlo_reads_it(tm
 def test_noise_is_a_typed_table_that_round_trips(tmp_path):
     from analog_peft.training.config import NoiseConfig
 
-    cfg = TrainConfig(rpu="mapped", noise={"mode": "device", "device": {"name": "gaussian", "params": {"eta": 0.01}},
+    cfg = TrainConfig(rpu="mapped", noise={"mode": "device", "device_model": {"name": "gaussian", "params": {"eta": 0.01}},
                                            "t": 86400.0})
     assert isinstance(cfg.noise, NoiseConfig) and cfg.noise.compensate_drift is True and cfg.base == "mapped"
     cfg.to_toml(tmp_path / "c.toml")
     assert TrainConfig.from_toml(tmp_path / "c.toml").noise == cfg.noise
-    assert TrainConfig(noise={"mode": "device", "device": "pcm"}).base == "ideal"  # auto: noise needs tiles
+    assert TrainConfig(noise={"mode": "device", "device_model": "pcm"}).base == "ideal"  # auto: noise needs tiles
     with pytest.raises(ConfigError, match=r"unknown noise option\(s\) \['sigma'\]"):
-        TrainConfig(noise={"mode": "device", "device": "pcm", "sigma": 0.1})
+        TrainConfig(noise={"mode": "device", "device_model": "pcm", "sigma": 0.1})
     with pytest.raises(ConfigError, match="noise must be a table"):
         TrainConfig(noise="pcm")
 
@@ -297,3 +297,15 @@ def test_generation_is_a_typed_table():
         TrainConfig(generation={"beams": 4})
     with pytest.raises(ConfigError, match="generation.max_new_tokens must be a positive integer"):
         TrainConfig(generation={"max_new_tokens": 0})
+
+
+def test_former_field_names_device_still_load() -> None:
+    """``device`` meant a torch device in TrainConfig and a device model in ``noise`` / ``sigma_target``;
+    they are ``torch_device`` / ``device_model`` now, and configs written before load under those names."""
+    from analog_peft.methods import StochGraspConfig
+
+    cfg = TrainConfig.from_dict({"device": "cpu", "noise": {"mode": "device", "device": "pcm", "t": 1.0}})
+    assert cfg.torch_device == "cpu" and cfg.noise.device_model == "pcm"
+    assert StochGraspConfig(sigma_target={"device": "pcm", "t": 1.0}).sigma_target["device_model"] == "pcm"
+    with pytest.raises(ConfigError, match="both 'device'"):
+        TrainConfig.from_dict({"device": "cpu", "torch_device": "cpu"})

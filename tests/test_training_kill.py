@@ -23,7 +23,7 @@ pytestmark = pytest.mark.slow
 def _config(model: str, out: Path) -> TrainConfig:
     return TrainConfig(
         model=model, task="sst2", method="stochgrasp", method_options={"k": 4, "sigma_target": 0.02},
-        noise={"mode": "device", "device": {"name": "gaussian", "eta": 0.01}},
+        noise={"mode": "device", "device_model": {"name": "gaussian", "eta": 0.01}},
         train_examples=200, eval_examples=8, batch_size=4, max_length=16, epochs=1, lr=2e-2,
         save_every=1, log_every=10, progress=False, num_threads=1, out_dir=str(out),
     )

@@ -36,6 +36,7 @@ import torch
 from tqdm.auto import tqdm
 
 import device_models
+from analog_peft import field_names
 from analog_peft.chip_stack import LinearMaps, linear_maps
 from analog_peft.chips import ChipProgrammer
 from analog_peft.deploy import DEPLOYMENTS, Deployment, adapter_path, deploy, normalize_adapter
@@ -92,6 +93,8 @@ HASHED_UNLESS = {"torch_device": "cpu", "eval_file": None, "text_column": "", "t
                  "label_column": "", "task_type": "", "labels": [], "data_name": "", "metrics": [],
                  "max_new_tokens": 64, "num_beams": 1, "rpu": None, "allow_conversion_override": False,
                  "subset_seed": 0}
+#: fields hashed under their former name, so run directories made before a rename keep their digest
+HASH_NAMES = {new: old for old, new in field_names.MONTECARLO.items()}
 MANIFEST = "manifest.json"
 #: the config of the run, re-runnable with ``analog-peft montecarlo --config``
 CONFIG_TOML = "montecarlo_config.toml"
@@ -127,7 +130,8 @@ class MonteCarloConfig:
     data_dir: str | None = None
     max_length: int = 128
     batch_size: int = 64
-    device: str | dict[str, Any] = "pcm"
+    #: device model: a ``device_models`` name or ``{name, params}`` (``device`` in files written before)
+    device_model: str | dict[str, Any] = "pcm"
     #: RPU preset; None = each adapter's recorded conversion (``conversion.json``; ``mapped`` when none)
     rpu: str | dict[str, Any] | None = None
     #: evaluate an adapter on another preset than it was trained on (else refused); recorded in the manifest
@@ -241,7 +245,7 @@ class MonteCarloConfig:
         for name in names:
             replicate_of(name)  # "NAME@K" must have an integer K
         self._validate_sequential()
-        dm = device_models.get(self.device)
+        dm = device_models.get(self.device_model)
         for rpu in {json.dumps(c["rpu"], sort_keys=True) for c in self.conversions().values()}:
             warn_if_layer_mapped(dm, json.loads(rpu), "montecarlo")
         for t in self.times:
@@ -323,7 +327,7 @@ class MonteCarloConfig:
     def hashed_fields(self) -> dict[str, Any]:
         """The normalised fields that change the results (see ``UNHASHED``; those of ``HASHED_UNLESS`` only
         when they differ from its value, e.g. ``torch_device`` unless "cpu")."""
-        return {k: v for k, v in self.normalized().to_dict().items()
+        return {HASH_NAMES.get(k, k): v for k, v in self.normalized().to_dict().items()
                 if k not in UNHASHED and not (k in HASHED_UNLESS and v == HASHED_UNLESS[k])}
 
     def digest(self) -> str:
@@ -332,7 +336,7 @@ class MonteCarloConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> MonteCarloConfig:
-        return cls(**data)
+        return cls(**field_names.current_names(data, field_names.MONTECARLO, "Monte Carlo config"))
 
     def to_toml(self, path: str | Path | None = None) -> str:
         """The config as TOML (``adapter = ""``: the bare base); written atomically to ``path`` when given."""
@@ -348,6 +352,7 @@ class MonteCarloConfig:
     @classmethod
     def from_toml_dict(cls, data: dict[str, Any], source: str = "config") -> MonteCarloConfig:
         """A config from parsed TOML (unset fields take their defaults); unknown fields are named."""
+        data = field_names.current_names(data, field_names.MONTECARLO, source)
         unknown = sorted(set(data) - {f.name for f in fields(cls)})
         if unknown:
             raise ValueError(f"{source}: unknown Monte Carlo field(s) {unknown}; fields: {sorted(f.name for f in fields(cls))}")
@@ -522,7 +527,7 @@ class _Worker:
             dep = deploy(config.base_model, m.adapter, config.deployment, config.rpu, config.head_outputs(),
                          name=m.name, causal=config.decoder, allow_override=config.allow_conversion_override)
             dep.model.to(config.torch_device)
-            chips = ChipProgrammer(dep.model, config.device, seed=config.seed, compensate_drift=config.compensate_drift,
+            chips = ChipProgrammer(dep.model, config.device_model, seed=config.seed, compensate_drift=config.compensate_drift,
                                    keep_state=config.keep_chip_state)
             own = [ch for (_, ch), lead in zip(self.deployments, self.leaders, strict=True) if lead is None]
             self.leaders.append(next((c for c in own if chips.shares_chips_with(c)), None))
@@ -541,7 +546,7 @@ class _Worker:
         ``ChipProgrammer.copy_from``), instead of being re-drawn per method.
         """
         c = self.config
-        device_name = device_models.get(c.device).name
+        device_name = device_models.get(c.device_model).name
         rows: list[list[dict[str, Any]]] = [[] for _ in self.deployments]
         per_example: list[list[dict[str, np.ndarray]]] = [[] for _ in self.deployments]
         for (_, chips), leader in zip(self.deployments, self.leaders, strict=True):
@@ -792,7 +797,7 @@ def _checked_manifest(out: Path, config: MonteCarloConfig, eval_set: Evaluator) 
 
 def _stored_fields(manifest: dict[str, Any], path: Path) -> dict[str, Any]:
     """The hashed fields of a stored manifest's config, normalised as today's (older manifests included)."""
-    names = {f.name for f in fields(MonteCarloConfig)}
+    names = {f.name for f in fields(MonteCarloConfig)} | set(field_names.MONTECARLO)
     stored = manifest.get("config") or {k: v for k, v in manifest.items() if k in names}
     try:
         return MonteCarloConfig.from_dict(stored).hashed_fields()
@@ -811,7 +816,7 @@ def _new_manifest(config: MonteCarloConfig, eval_set: Evaluator) -> dict[str, An
         "data": eval_set.record,
         "adapter_sha256": adapter_digests(config),
         "conversions": config.conversions(),
-        "device_model": device_models.get(config.device).to_dict(),
+        "device_model": device_models.get(config.device_model).to_dict(),
         "versions": _versions(),
         "platform": platform_info(EVAL_THREADS),
     }

@@ -20,19 +20,18 @@ def comma_list(text: str) -> list[str]:
 _FLAGS = {
     "model": str, "task": str, "method": str, "rpu": str, "seed": int, "epochs": int, "max_steps": int,
     "batch_size": int, "max_length": int, "lr": float, "schedule": str, "train_examples": int,
-    "eval_examples": int, "data_dir": str, "out_dir": str, "device": str, "eval_every": int,
+    "eval_examples": int, "data_dir": str, "out_dir": str, "torch_device": str, "eval_every": int,
     "stop_after_steps": int, "num_threads": int,
     "train_file": str, "eval_file": str, "text_column": str, "text_pair_column": str, "label_column": str,
     "task_type": str, "labels": comma_list, "num_labels": int, "data_name": str, "hf_dataset": str,
     "pooling": str,
 }
-#: flags named otherwise than their field: ``device`` is the torch device (``--device-model`` is a device model
-#: in ``montecarlo``); the field's own name stays accepted
-_FLAG_NAMES = {"device": ("--torch-device", "--device")}
+#: flags with a former name: ``--device`` (the torch device; ``--device-model`` is a device model in ``montecarlo``)
+_FLAG_NAMES = {"torch_device": ("--torch-device", "--device")}
 
 
 def parse_value(text: str) -> Any:
-    """A ``--set`` value as TOML (``3``, ``1e-3``, ``true``, ``"x"``, ``[1, 2]``, ``{device = "pcm"}``), else a string."""
+    """A ``--set`` value as TOML (``3``, ``1e-3``, ``true``, ``"x"``, ``[1, 2]``, ``{device_model = "pcm"}``), else a string."""
     try:
         return tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:
@@ -111,8 +110,8 @@ def add_train_parser(sub: Any) -> argparse.ArgumentParser:
         "  analog-peft train --method grasp --train-examples 2000 --out-dir runs/grasp\n"
         "  analog-peft train --task custom --train-file a.csv --eval-file b.csv --text-column review "
         "--label-column stars\n"
-        "  analog-peft train --method stochgrasp --set 'method_options.sigma_target={device=\"pcm\", t=86400.0}' "
-        "--set noise.mode=device --set noise.device=pcm --set noise.t=86400.0",
+        "  analog-peft train --method stochgrasp --set 'method_options.sigma_target={device_model=\"pcm\", t=86400.0}' "
+        "--set noise.mode=device --set noise.device_model=pcm --set noise.t=86400.0",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--config", help="TOML file with TrainConfig fields (a run's train_config.toml works too)")

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeVar
 
+from analog_peft import field_names
 from analog_peft.heads import POOLINGS
 from analog_peft.presets import PRESETS
 from analog_peft.training import tomlio
@@ -74,6 +75,13 @@ def _check_data(config: TrainConfig) -> None:
 _T = TypeVar("_T")
 
 
+def _current_names(data: dict[str, Any], renames: dict[str, str], what: str) -> dict[str, Any]:
+    try:
+        return field_names.current_names(data, renames, what)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 def _from_table(cls: type[_T], value: Any, what: str, example: str) -> _T:
     """``cls`` from itself, its TOML table or None (its defaults); a non-table or an unknown key is named."""
     if isinstance(value, cls):
@@ -91,14 +99,14 @@ def _from_table(cls: type[_T], value: Any, what: str, example: str) -> _T:
 class NoiseConfig:
     """Device noise in the training loop (the ``noise`` table of a :class:`TrainConfig`).
 
-    ``mode``: ``none``; ``device`` (every step runs on a freshly programmed chip of device model ``device``
+    ``mode``: ``none``; ``device`` (every step runs on a freshly programmed chip of device model ``device_model``
     read at ``t`` seconds, with global drift compensation unless ``compensate_drift`` is false); or
     ``aihwkit_modifier`` (aihwkit's training weight modifier ``modifier``, ``add_normal`` or ``mult_normal``,
     σ = ``eta`` relative to max|W|).
     """
 
     mode: str = "none"
-    device: str | dict[str, Any] | None = None
+    device_model: str | dict[str, Any] | None = None
     t: float = 0.0
     eta: float = 0.0
     compensate_drift: bool = True
@@ -107,13 +115,15 @@ class NoiseConfig:
     @classmethod
     def coerce(cls, value: NoiseConfig | dict[str, Any] | None) -> NoiseConfig:
         """A config from itself, its table (unknown keys are named), or None (no noise)."""
-        return _from_table(cls, value, "noise", '{mode = "device", device = "pcm"}')
+        if isinstance(value, dict):
+            value = _current_names(value, field_names.NOISE, "noise")
+        return _from_table(cls, value, "noise", '{mode = "device", device_model = "pcm"}')
 
     def validate(self, rpu: str, base: str) -> None:
         if self.mode not in NOISE_MODES:
             raise ConfigError(f"noise.mode must be one of {NOISE_MODES}, got {self.mode!r}")
-        if self.mode == "device" and not self.device:
-            raise ConfigError('noise.mode = "device" needs noise.device (e.g. "pcm" or {name = "gaussian", eta = 0.01})')
+        if self.mode == "device" and not self.device_model:
+            raise ConfigError('noise.mode = "device" needs noise.device_model (e.g. "pcm" or {name = "gaussian", eta = 0.01})')
         if self.mode == "aihwkit_modifier" and not (_is_number(self.eta) and math.isfinite(self.eta) and self.eta > 0):
             raise ConfigError(
                 f'noise.mode = "aihwkit_modifier" needs a finite noise.eta > 0 (σ relative to max|W|), got {self.eta!r}'
@@ -125,14 +135,14 @@ class NoiseConfig:
 
 
 def _check_device_noise(noise: NoiseConfig, base: str) -> None:
-    """``noise.device`` must build a device model, ``noise.t`` be a time it can be read at; warn on ``ideal``."""
+    """``noise.device_model`` must build a device model, ``noise.t`` be a time it can be read at; warn on ``ideal``."""
     import device_models
     from analog_peft.devicecheck import warn_if_layer_mapped
 
     try:
-        dm = device_models.get(noise.device)
+        dm = device_models.get(noise.device_model)
     except (device_models.DeviceModelError, TypeError) as exc:
-        raise ConfigError(f"noise.device: {exc}") from exc
+        raise ConfigError(f"noise.device_model: {exc}") from exc
     t = noise.t
     if not _is_number(t):
         raise ConfigError(f"noise.t must be a number of seconds, got {t!r}")
@@ -199,14 +209,14 @@ class TrainConfig:
         method: Adapter method (``grasp``, ``stochgrasp``, ``lora``, ``bitfit``, ``ia3``, ``para``, ``full``),
             ``head`` (train only the task head: the head-only baseline) or ``peft`` (Hugging Face PEFT).
         method_options: Fields of the method's config dataclass (e.g. ``{"k": 16}``; StochGRASP
-            ``{"sigma_target": {"device": "pcm", "t": 86400.0}}``).
+            ``{"sigma_target": {"device_model": "pcm", "t": 86400.0}}``).
         peft_config: With ``method = "peft"``: a PEFT config, ``peft_type`` plus its fields (e.g.
             ``{peft_type = "LORA", r = 8, target_modules = ["query", "value"]}``); ``task_type`` defaults to
             the model's (``SEQ_CLS`` / ``CAUSAL_LM``). The adapter is saved with PEFT's ``save_pretrained``.
         rpu: Base model: ``digital``; ``ideal`` / ``mapped`` / ``standard`` (converted to aihwkit analog tiles with that
             preset); ``auto`` = ``digital`` without noise injection, ``ideal`` with it.
         noise: Base-weight noise injected in the training loop, resampled every batch:
-            ``{"mode": "none"}``; ``{"mode": "device", "device": <device_models name or dict>, "t": seconds}``
+            ``{"mode": "none"}``; ``{"mode": "device", "device_model": <device_models name or dict>, "t": seconds}``
             (every batch programs a fresh chip from the device model and reads it at ``t``; drift
             compensation unless ``compensate_drift = false``); ``{"mode": "aihwkit_modifier", "eta": 0.02,
             "modifier": "add_normal" | "mult_normal"}`` (aihwkit's training weight modifier, σ = η·max|W|).
@@ -238,7 +248,7 @@ class TrainConfig:
         out_dir: Run directory (config, adapters, log, summary, trainer state).
         eval_every / save_every / log_every: In optimiser steps (0 = evaluate only at the end of each epoch;
             the trainer state is always saved after each evaluation and on interruption).
-        device: ``cpu`` or ``cuda``. num_threads: torch CPU threads (0 = leave as is).
+        torch_device: ``cpu`` or ``cuda[:i]``. num_threads: torch CPU threads (0 = leave as is).
         stop_after_steps: Stop (as if interrupted) after this many steps, saving the trainer state (tests).
         resume: Continue from ``out_dir/trainer_state`` if it exists (the saved config must match).
         progress: Show tqdm progress bars.
@@ -286,7 +296,7 @@ class TrainConfig:
     eval_every: int = 0
     save_every: int = 0
     log_every: int = 10
-    device: str = "cpu"
+    torch_device: str = "cpu"
     num_threads: int = 0
     stop_after_steps: int = 0
     resume: bool = True
@@ -335,8 +345,8 @@ class TrainConfig:
             raise ConfigError(f"lr must be > 0, got {self.lr!r}")
         if not 0 <= self.warmup_ratio < 1:
             raise ConfigError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio!r}")
-        if self.device not in ("cpu", "cuda") and not self.device.startswith("cuda:"):
-            raise ConfigError(f"device must be 'cpu' or 'cuda[:i]', got {self.device!r}")
+        if self.torch_device not in ("cpu", "cuda") and not self.torch_device.startswith("cuda:"):
+            raise ConfigError(f"torch_device must be 'cpu' or 'cuda[:i]', got {self.torch_device!r}")
         _check_data(self)
 
     # -- derived ------------------------------------------------------------------------------------
@@ -369,6 +379,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        data = _current_names(data, field_names.TRAIN, "TrainConfig")
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:

@@ -142,7 +142,7 @@ class _Session:
         self.config.to_toml(self.run_dir / "train_config.toml")
         if self.config.num_threads:
             torch.set_num_threads(self.config.num_threads)
-        self.device = torch.device(self.config.device)
+        self.device = torch.device(self.config.torch_device)
         self.logger = JsonlLogger(self.run_dir / "log.jsonl")
         self.state: dict[str, Any] = {"step": 0, "epoch": 0, "batch": 0, "best_metric": None, "best_step": None,
                                       "wall_time_s": 0.0, "last_metrics": {}}
@@ -378,7 +378,7 @@ def _digital_metric(config: TrainConfig, run_dir: Path, task: Any, data: Any, to
 
     best = run_dir / "adapter" / "best"
     model = load_base(config, task, pooling=adapter_pooling(best))
-    adapted = load_adapter(model, best).to(config.device)
+    adapted = load_adapter(model, best).to(config.torch_device)
     metrics = evaluate(adapted, task, data, tokenizer, batch_size=config.eval_batch_size,
-                       generation=config.generation, max_length=config.max_length, device=config.device)
+                       generation=config.generation, max_length=config.max_length, device=config.torch_device)
     return {"value": float(metrics[task.metric]), "how": "best adapter loaded on the digital base"}

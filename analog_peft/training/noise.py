@@ -59,7 +59,7 @@ class NoiseInjector:
             from analog_peft.chips import ChipProgrammer, derive_seed
 
             self.programmer = ChipProgrammer(
-                model, noise.device, seed=derive_seed(seed, "train-noise"),
+                model, noise.device_model, seed=derive_seed(seed, "train-noise"),
                 compensate_drift=bool(noise.compensate_drift),
             )
 

@@ -168,7 +168,7 @@ def attach_method(model: nn.Module, config: TrainConfig) -> Any:
     return attach(model, config_from_dict({"method": config.method, **options}))
 
 
-def load_trained(run_dir: str | Path, which: str = "best", device: str = "cpu") -> tuple[nn.Module, Any, TrainConfig]:
+def load_trained(run_dir: str | Path, which: str = "best", torch_device: str = "cpu") -> tuple[nn.Module, Any, TrainConfig]:
     """Rebuild a trained run: ``(base model, adapted model, config)``.
 
     The base is loaded as at training time (digital, or converted with the recorded RPU preset, with the
@@ -192,5 +192,5 @@ def load_trained(run_dir: str | Path, which: str = "best", device: str = "cpu") 
     convert_base(model, config)
     load_calibration(model, run_dir)
     adapted = load_adapter(model, adapter_dir)
-    adapted.to(device).eval()
+    adapted.to(torch_device).eval()
     return model, adapted, config

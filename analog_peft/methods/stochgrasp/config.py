@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from analog_peft import field_names
 from analog_peft.methods.errors import AdapterError
 from analog_peft.methods.grasp.config import GraspConfig
 
@@ -30,11 +31,11 @@ class StochGraspConfig(GraspConfig):
         sigma_target: The target spread, relative (in units of γ):
 
             * a float ``c`` — a constant: ``σ_target,γ = c`` for every group;
-            * ``{"device": <device_models name or to_dict()>, "t": seconds, "mode": ...}`` — derived from a
+            * ``{"device_model": <device_models name or to_dict()>, "t": seconds, "mode": ...}`` — derived from a
               device model read at time ``t`` on the layer's own weights ``W`` (a noise-free read of
               the layer; one tile per layer), per group ``k`` of input columns ``G_k``:
 
-              - ``"weight_spread"``: ``σ_γk = ‖ΔW[:, G_k]‖ / ‖W[:, G_k]‖`` with ``ΔW = a·W_t − W`` — the
+              - ``"weight_spread"``: ``σ_γk = ‖ΔW[:, G_k]‖ / ‖W[:, G_k]‖`` with ``ΔW = α·W_t − W`` — the
                 relative weight error, which is what a scale ``1/γ`` on those columns feels (``W(1+δ) =
                 W/γ`` ⇒ ``γ ≈ 1 − δ``);
               - ``"group_scale"``: the spread over ``n_draws`` (>= 2) programmed copies of ``δ_k = ⟨ΔW[:, G_k],
@@ -90,7 +91,7 @@ class StochGraspConfig(GraspConfig):
 def normalise_sigma_target(spec: Any) -> float | dict[str, Any]:
     """Check a ``sigma_target`` value and fill defaults (``mode="weight_spread"``)."""
     hint = (
-        'sigma_target must be a positive float or {"device": "pcm", "t": 86400, "mode": "weight_spread" | '
+        'sigma_target must be a positive float or {"device_model": "pcm", "t": 86400, "mode": "weight_spread" | '
         '"group_scale" | "output_error"}'
     )
     if isinstance(spec, bool):
@@ -101,16 +102,20 @@ def normalise_sigma_target(spec: Any) -> float | dict[str, Any]:
         return float(spec)
     if not isinstance(spec, dict):
         raise AdapterError(f"stochgrasp: {hint}; got {type(spec).__name__}")
-    unknown = sorted(set(spec) - {"device", "t", "mode"})
-    if unknown or "device" not in spec or "t" not in spec:
+    try:
+        spec = field_names.current_names(spec, field_names.SIGMA_TARGET, "stochgrasp: sigma_target")
+    except ValueError as exc:
+        raise AdapterError(str(exc)) from None
+    unknown = sorted(set(spec) - {"device_model", "t", "mode"})
+    if unknown or "device_model" not in spec or "t" not in spec:
         raise AdapterError(f"stochgrasp: {hint}; got keys {sorted(spec)}")
     mode = spec.get("mode", "weight_spread")
     if mode not in SIGMA_TARGET_MODES:
         raise AdapterError(f"stochgrasp: sigma_target mode must be one of {SIGMA_TARGET_MODES}, got {mode!r}")
-    device = spec["device"]
+    device = spec["device_model"]
     if not isinstance(device, str | dict):
         to_dict = getattr(device, "to_dict", None)
         if not callable(to_dict):
-            raise AdapterError("stochgrasp: sigma_target device must be a device_models name, dict or model")
+            raise AdapterError("stochgrasp: sigma_target device_model must be a device_models name, dict or model")
         device = to_dict()
-    return {"device": device, "t": float(spec["t"]), "mode": mode}
+    return {"device_model": device, "t": float(spec["t"]), "mode": mode}

@@ -28,9 +28,9 @@ class StochGraspModel(GraspModel):
             import device_models
 
             try:
-                self._device_model = device_models.get(spec["device"])
+                self._device_model = device_models.get(spec["device_model"])
             except ValueError as exc:
-                raise AdapterError(f"stochgrasp: sigma_target device: {exc}") from exc
+                raise AdapterError(f"stochgrasp: sigma_target device_model: {exc}") from exc
             self._device_model.check_time(spec["t"])
 
     def create_layer(self, target: Target) -> StochGraspLayer:
