@@ -40,6 +40,19 @@ class ArchSpec:
         modules = dict(model.named_modules())
         return [f"{b}.{rel}" for b in self.block_names(model) if f"{b}.{rel}" in modules]
 
+    def locate(self, name: str) -> tuple[int, str] | None:
+        """``(block number, name inside the block)`` of module ``name`` (``bert.encoder.layer.3.attention.self.query``
+        → ``(3, "attention.self.query")``), else None (embeddings, heads)."""
+        match = re.fullmatch(f"({self.block})\\.(.+)", name)
+        if match is None:
+            return None
+        return int(re.search(r"(\d+)$", match.group(1)).group(1)), match.group(2)
+
+    def role_of(self, name: str) -> str | None:
+        """The role module ``name`` plays in its block (``q``, ``ffn_down``, ...), else None."""
+        where = self.locate(name)
+        return next((role for role, rel in self.roles.items() if where and where[1] == rel), None)
+
     def is_head(self, name: str) -> bool:
         return any(name == h or name.endswith("." + h) or name.startswith(h + ".") for h in self.heads)
 
@@ -92,6 +105,30 @@ def name_matcher(pattern: str) -> Callable[[str], bool]:
     except re.error as exc:
         raise ValueError(f"{pattern!r} is not a valid regular expression ({exc}); fix the regex after 're:'") from None
     return lambda name: rx.fullmatch(name) is not None
+
+
+def layer_selector(model: nn.Module, patterns: list[str], what: str = "layers") -> Callable[[str], bool]:
+    """The test "is this (conversion-time) layer name selected by any of ``patterns``": ``role:<r>`` (the
+    module playing role ``r`` — ``q``, ``k``, ``v``, ``o``, ``qkv``, ``ffn_up``, ``ffn_down``, ``ffn_gate`` — in
+    every block), ``block:<i>`` (every module of the ``i``-th transformer block), or a module-name pattern
+    (:func:`name_matcher`). An unknown role or block raises ``ValueError`` naming the choices."""
+    tests = []
+    for pattern in patterns:
+        kind, _, arg = pattern.partition(":")
+        if kind == "role":
+            spec = spec_for(model)
+            if arg not in spec.roles:
+                raise ValueError(f"{what}: {pattern!r}: {spec.model_type} has no role {arg!r}; roles: {sorted(spec.roles)}")
+            tests.append(lambda name, r=arg, spec=spec: spec.role_of(name) == r)
+        elif kind == "block":
+            spec = spec_for(model)
+            n_blocks = len(spec.block_names(model))
+            if not arg.isdigit() or int(arg) >= n_blocks:
+                raise ValueError(f"{what}: {pattern!r}: blocks are block:0 … block:{n_blocks - 1}")
+            tests.append(lambda name, i=int(arg), spec=spec: (spec.locate(name) or (None,))[0] == i)
+        else:
+            tests.append(name_matcher(pattern))
+    return lambda name: any(test(name) for test in tests)
 
 
 #: model types that are encoders only (no causal LM), for configs that name no architecture (GGUF)

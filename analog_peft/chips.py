@@ -39,6 +39,7 @@ from aihwkit.simulator.tiles.inference_torch import TorchInferenceTile
 from torch import Tensor, nn
 
 import device_models
+from analog_peft.architectures import layer_selector
 from analog_peft.convert import analog_tiles
 from device_models import DeviceModel, ProgrammedState, Workspace, make_generator, portable
 
@@ -60,6 +61,7 @@ class _Tile:
     spare: ProgrammedState | None = None  # a reset chip's buffers, overwritten by the next chip
     baseline: float = 1.0
     version: tuple[int, int] = (0, 0)
+    exact: bool = False  # kept at its target (no device noise): a layer kept digital
 
 
 class ChipProgrammer:
@@ -72,6 +74,11 @@ class ChipProgrammer:
         compensate_drift: apply global drift compensation (see module docstring).
         keep_state: keep each chip's draws between ``drift`` calls (fast); ``False`` re-draws them from
             the seed at every ``drift`` (no per-chip memory, same results).
+        noisy_layers, digital_layers: where the noise hurts: the device model programs only the layers
+            ``noisy_layers`` selects (empty: all) less those of ``digital_layers``; the others hold their
+            exact targets, as if computed digitally. Entries: ``role:<r>``, ``block:<i>`` or module-name
+            patterns (:func:`analog_peft.architectures.layer_selector`). A programmed layer draws what it
+            draws on the full chip (seeds are per tile), so restricting the noise is a paired comparison.
     """
 
     def __init__(
@@ -81,6 +88,8 @@ class ChipProgrammer:
         seed: int = 0,
         compensate_drift: bool = True,
         keep_state: bool = True,
+        noisy_layers: Sequence[str] = (),
+        digital_layers: Sequence[str] = (),
     ) -> None:
         self.model = model
         self.keep_state = bool(keep_state)
@@ -92,12 +101,14 @@ class ChipProgrammer:
         tiles = analog_tiles(model)
         if not tiles:
             raise ValueError("model has no analog tiles: convert it with analog_peft.convert(...) first")
+        noisy = noise_scope(model, [name for name, _ in tiles], list(noisy_layers), list(digital_layers))
         self._tiles: list[_Tile] = []
         counts: dict[str, int] = {}
         for layer, tile in tiles:
             idx = counts[layer] = counts.get(layer, -1) + 1
             weight = tile.tile.weight
-            self._tiles.append(_Tile(f"{layer}#{idx}", tile, weight.detach().clone()))
+            self._tiles.append(_Tile(f"{layer}#{idx}", tile, weight.detach().clone(), exact=noisy is not None
+                                     and not noisy(layer)))
         self._works = [Workspace()]  # scratch buffers, one set per worker thread
         self._spare: dict[int, ProgrammedState] = {}  # keep_state=False: one tile's draws per workspace
         self._same_targets_as: tuple[ChipProgrammer, list[tuple[Tensor, int]]] | None = None  # copy_from check
@@ -113,7 +124,7 @@ class ChipProgrammer:
 
         def one(tl: _Tile, work: Workspace) -> tuple[float, float]:
             weight = tl.tile.tile.weight
-            if dm is None:
+            if dm is None or tl.exact:
                 tl.state = ProgrammedState(target=tl.target)
                 weight.data.copy_(tl.target)
                 return 1.0, 1.0
@@ -145,7 +156,7 @@ class ChipProgrammer:
 
         def one(tl: _Tile, work: Workspace) -> tuple[float, float]:
             weight = tl.tile.tile.weight
-            if dm is None:
+            if dm is None or tl.exact:
                 weight.data.copy_(tl.target)
                 return tl.baseline, 1.0
             state = tl.state if tl.state is not None else self._draws(tl, chip, work)
@@ -179,7 +190,7 @@ class ChipProgrammer:
         other_dm = other.device_model.to_dict() if other.device_model is not None else None
         if (self.seed, self.compensate_drift, dm) != (other.seed, other.compensate_drift, other_dm):
             return False
-        if self.tile_keys != other.tile_keys:
+        if self.tile_keys != other.tile_keys or self.exact_keys != other.exact_keys:
             return False
         # comparing every target costs a pass over all weights: done once per pair of target tensors (they
         # are replaced, not changed, by retarget(); the version counter catches an in-place change)
@@ -269,6 +280,11 @@ class ChipProgrammer:
     def tile_keys(self) -> list[str]:
         return [tl.key for tl in self._tiles]
 
+    @property
+    def exact_keys(self) -> list[str]:
+        """Tiles held at their exact targets (``noisy`` excluded them: layers kept digital)."""
+        return [tl.key for tl in self._tiles if tl.exact]
+
     def weights(self) -> dict[str, Tensor]:
         """The tiles' current weights by tile key (copies)."""
         return {tl.key: tl.tile.tile.weight.detach().clone() for tl in self._tiles}
@@ -350,6 +366,28 @@ class ChipProgrammer:
                     "set_weights or load_state_dict?). Programming would discard that change: call "
                     "retarget() to program the new weights, or reset() to go back to the old targets."
                 )
+
+
+def noise_scope(model: nn.Module, layers: list[str], noisy_layers: list[str],
+                digital_layers: list[str]) -> Callable[[str], bool] | None:
+    """The layers ``noisy_layers`` less ``digital_layers`` select among ``layers`` (``None``: all); a pattern
+    that selects no analog layer, or a selection that leaves none noisy, is refused in one line."""
+    if not (noisy_layers or digital_layers):
+        return None
+    for what, patterns in (("noisy_layers", noisy_layers), ("digital_layers", digital_layers)):
+        for pattern in patterns:
+            if not any(map(layer_selector(model, [pattern], what), layers)):
+                raise ValueError(f"{what}: {pattern!r} selects no analog layer (they are e.g. {layers[0]!r}); "
+                                 "use role:<r>, block:<i> or a module-name pattern")
+    noisy = layer_selector(model, noisy_layers, "noisy_layers") if noisy_layers else None
+    digital = layer_selector(model, digital_layers, "digital_layers")
+
+    def test(name: str) -> bool:
+        return (noisy is None or noisy(name)) and not digital(name)
+
+    if not any(map(test, layers)):
+        raise ValueError("noisy_layers / digital_layers leave no analog layer noisy: every chip would be the digital model")
+    return test
 
 
 def mean_abs_weight(weight: Tensor, work: Workspace | None = None) -> float:

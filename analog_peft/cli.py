@@ -122,6 +122,10 @@ def _adapter_dir(path: str) -> str:
     return path
 
 
+def _comma_list(text: str) -> list[str]:
+    return [x.strip() for x in text.split(",") if x.strip()]
+
+
 def _device_params(text: str) -> dict:
     """``--device-params`` as a JSON object (a clear error naming the option otherwise)."""
     import json
@@ -204,6 +208,8 @@ def _config_from_flags(args: argparse.Namespace) -> MonteCarloConfig:
         times=[parse_time(t) for t in args.times.split(",") if t.strip()],
         seed=args.seed,
         compensate_drift=not args.no_drift_compensation,
+        noisy_layers=args.noisy_layers or [],
+        digital_layers=args.digital_layers or [],
         batch_size=args.batch_size,
         run=args.run or (args.out or "mc").rstrip("/").split("/")[-1],
         torch_device=args.torch_device,
@@ -378,6 +384,11 @@ def _add_montecarlo(sub: Any) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=positive_int, default=64)
     p.add_argument("--no-drift-compensation", action="store_true")
+    p.add_argument("--noisy-layers", default=None, type=_comma_list, metavar="P1,P2",
+                   help="program only these layers with the device model (role:q, block:3, a module name; "
+                        "default: all)")
+    p.add_argument("--digital-layers", default=None, type=_comma_list, metavar="P1,P2",
+                   help="keep these layers at their exact weights, as if computed digitally")
     p.add_argument("--workers", type=positive_int, default=None,
                    help="local worker processes (default 1: this process), or Ray actors with --executor ray "
                         "(default: one per available CPU of the cluster)")
@@ -420,7 +431,7 @@ def _add_mc_data_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--text-pair-column", default=None, help="second text of sentence pairs")
     p.add_argument("--label-column", default=None)
     p.add_argument("--task-type", default=None, choices=["classification", "regression"])
-    p.add_argument("--labels", default=None, type=lambda t: [x.strip() for x in t.split(",") if x.strip()],
+    p.add_argument("--labels", default=None, type=_comma_list,
                    help="label names in index order, comma-separated (custom classification)")
     p.add_argument("--num-labels", default=None, type=positive_int, help="number of classes (custom data)")
     p.add_argument("--data-name", default=None, help="name of the data in the table and the report title")

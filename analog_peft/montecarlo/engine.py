@@ -92,7 +92,7 @@ TARGET_SCOPES = ("chips", "all")
 HASHED_UNLESS = {"torch_device": "cpu", "eval_file": None, "text_column": "", "text_pair_column": "",
                  "label_column": "", "task_type": "", "labels": [], "data_name": "", "metrics": [],
                  "max_new_tokens": 64, "num_beams": 1, "rpu": None, "allow_conversion_override": False,
-                 "subset_seed": 0}
+                 "subset_seed": 0, "noisy_layers": [], "digital_layers": []}
 #: fields hashed under their former name, so run directories made before a rename keep their digest
 HASH_NAMES = {new: old for old, new in field_names.MONTECARLO.items()}
 MANIFEST = "manifest.json"
@@ -141,6 +141,11 @@ class MonteCarloConfig:
     times: list[float] = field(default_factory=lambda: list(DEFAULT_TIMES))
     seed: int = 0
     compensate_drift: bool = True
+    #: where the noise hurts: only these layers are programmed with the device model (empty: all), and
+    #: ``digital_layers`` are kept at their exact weights (as if computed digitally); entries are
+    #: ``role:q|k|v|o|ffn_up|ffn_down|…``, ``block:<i>`` or module-name patterns (suffix, ``re:<regex>``)
+    noisy_layers: list[str] = field(default_factory=list)
+    digital_layers: list[str] = field(default_factory=list)
     #: outputs of the task head; None = the task's (2 for SST-2, 1 for STS-B, the label set of custom data)
     num_labels: int | None = None
     run: str = "mc"
@@ -240,6 +245,10 @@ class MonteCarloConfig:
             raise ValueError(f"eval_stack = {self.eval_stack}: chip-batched evaluation is implemented for "
                              "classification and regression tasks; decoder tasks run one state at a time "
                              "(use eval_stack = 1)")
+        for name in ("noisy_layers", "digital_layers"):
+            value = getattr(self, name)
+            if not isinstance(value, list) or not all(isinstance(p, str) and p for p in value):
+                raise ValueError(f"{name} must be a list of layer patterns such as [\"role:q\", \"block:0\"], got {value!r}")
         if self.deployment not in DEPLOYMENTS:
             raise ValueError(f"unknown deployment {self.deployment!r}; choose one of {DEPLOYMENTS}")
         for name in names:
@@ -528,7 +537,8 @@ class _Worker:
                          name=m.name, causal=config.decoder, allow_override=config.allow_conversion_override)
             dep.model.to(config.torch_device)
             chips = ChipProgrammer(dep.model, config.device_model, seed=config.seed, compensate_drift=config.compensate_drift,
-                                   keep_state=config.keep_chip_state)
+                                   keep_state=config.keep_chip_state, noisy_layers=config.noisy_layers,
+                                   digital_layers=config.digital_layers)
             own = [ch for (_, ch), lead in zip(self.deployments, self.leaders, strict=True) if lead is None]
             self.leaders.append(next((c for c in own if chips.shares_chips_with(c)), None))
             self.deployments.append((dep, chips))
