@@ -69,7 +69,7 @@ class ChipProgrammer:
 
     Args:
         model: a model converted with :func:`analog_peft.convert.convert`.
-        device: a :mod:`device_models` name, dict or instance; ``None`` programs the exact targets.
+        device_model: a :mod:`device_models` name, dict or instance; ``None`` programs the exact targets.
         seed: the run seed; chip ``k`` draws from ``derive_seed(seed, k, ...)``.
         compensate_drift: apply global drift compensation (see module docstring).
         keep_state: keep each chip's draws between ``drift`` calls (fast); ``False`` re-draws them from
@@ -84,7 +84,7 @@ class ChipProgrammer:
     def __init__(
         self,
         model: nn.Module,
-        device: str | dict | DeviceModel | None = "pcm",
+        device_model: str | dict | DeviceModel | None = "pcm",
         seed: int = 0,
         compensate_drift: bool = True,
         keep_state: bool = True,
@@ -93,7 +93,7 @@ class ChipProgrammer:
     ) -> None:
         self.model = model
         self.keep_state = bool(keep_state)
-        self.device_model = device_models.get(device) if device is not None else None
+        self.device_model = device_models.get(device_model) if device_model is not None else None
         self.seed = int(seed)
         self.compensate_drift = compensate_drift
         self.chip: int | None = None

@@ -20,7 +20,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK_DIR = ROOT / "notebooks"
-NOTEBOOKS = ["01_device_variability.ipynb", "02_hardware_aware_training.ipynb", "03_chip_monte_carlo_report.ipynb"]
+NOTEBOOKS = ["01_device_variability.ipynb", "02_hardware_aware_training.ipynb", "03_chip_monte_carlo_report.ipynb",
+             "04_layer_sensitivity.ipynb"]
 
 
 def _runner():
@@ -119,3 +120,18 @@ def test_03_chip_monte_carlo_report(tmp_path):
     assert report.is_file() and report.is_relative_to(tmp_path)
     assert "<img" in report.read_text()
     assert _pngs(nb) >= 3
+
+
+@pytest.mark.notebook
+@pytest.mark.slow
+def test_04_layer_sensitivity(tmp_path):
+    nb, _ = _execute("04_layer_sensitivity.ipynb", {
+        "DEVICE": {"name": "gaussian", "eta": 0.05}, "T": "1d", "ROLES": ["q", "ffn_down"], "N_CHIPS": 2,
+        "EVAL_EXAMPLES": 24, "OUT_DIR": str(tmp_path),
+    })
+    summary = _summary(nb)
+    assert summary["chips"] == 2 and set(summary["loss_points"]) == {"all", "role:q", "role:ffn_down"}
+    assert all(-100 <= v <= 100 for v in summary["loss_points"].values())
+    assert summary["committed_top_layer"].startswith("bert.encoder.layer.")
+    assert _pngs(nb) >= 3  # the committed grid and keep-digital curve, the live role losses
+    assert (tmp_path / "role_q" / "results.csv").is_file()
