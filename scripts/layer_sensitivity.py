@@ -161,8 +161,9 @@ def _keep_rows(df: pd.DataFrame, names: list[str], ref: str, n_examples: int) ->
                          "ci_low": t.ci_low, "ci_high": t.ci_high, "wilcoxon_p": t.wilcoxon_p, "p_holm": t.p_holm})
 
 
-def _markdown(scopes: pd.DataFrame, keep: pd.DataFrame, grid: pd.DataFrame) -> str:
-    """The three tables as Markdown (accuracy in %, losses and gains in points)."""
+def _markdown(scopes: pd.DataFrame, keep: pd.DataFrame, grid: pd.DataFrame, keep_held: pd.DataFrame,
+              versus: pd.DataFrame) -> str:
+    """The tables as Markdown (accuracy in %, losses and gains in points)."""
     def pct(x: float) -> str:
         return f"{100 * x:.2f}"
 
@@ -175,13 +176,21 @@ def _markdown(scopes: pd.DataFrame, keep: pd.DataFrame, grid: pd.DataFrame) -> s
                   [[r.scope, r.t_label, str(r.chips), pct(r.digital), f"{pct(r.mean)} [{pct(r.ci_low)}, {pct(r.ci_high)}]",
                     pct(r.p5), f"{100 * r.loss:.2f}", "–" if r.scope == "all" else f"{r.share_of_full_loss:.2f}"]
                    for r in scopes.itertuples()])
-    second = table(["layers kept digital", "t", "chips", "mean", "gain over the full chip [95% CI]",
-                    "Wilcoxon p (Holm)"],
-                   [[f"{r.k} {'most sensitive' if r.kind == 'top' else 'random'}", r.t_label, str(r.chips), pct(r.mean),
-                     f"{100 * r.gain:+.2f} [{100 * r.ci_low:+.2f}, {100 * r.ci_high:+.2f}]",
-                     f"{r.wilcoxon_p:.2g} ({r.p_holm:.2g})"] for r in keep.itertuples()])
+    def keep_table(k: pd.DataFrame) -> str:
+        return table(["layers kept digital", "t", "chips", "mean", "gain over the full chip [95% CI]",
+                      "Wilcoxon p (Holm)"],
+                     [[f"{r.k} {'most sensitive' if r.kind == 'top' else 'random'}", r.t_label, str(r.chips),
+                       pct(r.mean), f"{100 * r.gain:+.2f} [{100 * r.ci_low:+.2f}, {100 * r.ci_high:+.2f}]",
+                       f"{r.wilcoxon_p:.2g} ({r.p_holm:.2g})"] for r in k.itertuples()])
+
+    second = keep_table(keep)
+    held = keep_table(keep_held)
+    vs = table(["k", "t", "chips", "k most sensitive", "k random", "difference [95% CI]", "Wilcoxon p (Holm)"],
+               [[r.a.removeprefix("top").removesuffix("_digital"), r.t_label, str(r.n_pairs), pct(r.mean_a),
+                 pct(r.mean_b), f"{100 * r.mean_diff:+.2f} [{100 * r.ci_low:+.2f}, {100 * r.ci_high:+.2f}]",
+                 f"{r.wilcoxon_p:.2g} ({r.p_holm:.2g})"] for r in versus.itertuples()])
     third = table(["block", *grid.columns], [[str(b), *[f"{v:.2f}" for v in row]] for b, row in grid.iterrows()])
-    return "\n\n".join([first, second, third]) + "\n"
+    return "\n\n".join([first, second, held, vs, third]) + "\n"
 
 
 def _layer_grid(df: pd.DataFrame, layers: list[str], t: float) -> pd.DataFrame:
@@ -244,15 +253,23 @@ def cmd_report(args: argparse.Namespace) -> None:
     first = ["all", *[f"role:{r}" for r in ROLES], *[f"block:{i}" for i in range(6)]]
     scopes = _scope_rows(df, first, "all")
     n_examples = json.loads((runs / "all" / "manifest.json").read_text())["eval_set_size"]
-    keep = _keep_rows(df, [*[f"top{k}_digital" for k in KS], *[f"random{k}_digital" for k in RANDOM_KS]], "all_rank_t",
-                      n_examples)
+    names = [*[f"top{k}_digital" for k in KS], *[f"random{k}_digital" for k in RANDOM_KS]]
+    keep = _keep_rows(df, names, "all_rank_t", n_examples)
+    # the ranking was measured on chips 0 … rank_chips-1: the chips after them are held out of the selection
+    held = df[(df.chip < 0) | (df.chip >= args.rank_chips)]
+    keep_held = _keep_rows(held, names, "all_rank_t", n_examples)
+    versus = pd.concat([paired(held, f"top{k}_digital", f"random{k}_digital", metric="accuracy", by="t",
+                               n_examples=n_examples) for k in RANDOM_KS], ignore_index=True)
+    versus = add_holm(versus)
     grid = _layer_grid(df, order, args.rank_time)
     scopes.to_csv(out / "scopes.csv", index=False)
     keep.to_csv(out / "keep_digital.csv", index=False)
+    keep_held.to_csv(out / "keep_digital_held_out.csv", index=False)
+    versus.to_csv(out / "top_vs_random_held_out.csv", index=False)
     grid.to_csv(out / "layer_loss_grid.csv")
     (out / "ranking.json").write_text(json.dumps(order, indent=1))
     _plots(out, grid, df, args.rank_time)
-    (out / "tables.md").write_text(_markdown(scopes, keep, grid))
+    (out / "tables.md").write_text(_markdown(scopes, keep, grid, keep_held, versus))
     if args.copy_runs:  # the committed data: each run's table, manifest and config (check_published_mc re-runs them)
         for run in sorted(p for p in runs.iterdir() if (p / "results.csv").is_file()):
             dest = out / "runs" / run.name
@@ -283,6 +300,7 @@ def main() -> None:
     rep.add_argument("--runs", required=True)
     rep.add_argument("--out", required=True)
     rep.add_argument("--rank-time", type=float, default=31536000.0)
+    rep.add_argument("--rank-chips", type=int, default=5, help="chips the ranking was measured on (held out after)")
     rep.add_argument("--copy-runs", action="store_true", help="copy each run's table, manifest and config to --out")
     rep.set_defaults(func=cmd_report)
     args = ap.parse_args()
