@@ -208,7 +208,7 @@ def _layer_grid(df: pd.DataFrame, layers: list[str], t: float) -> pd.DataFrame:
     return grid
 
 
-def _plots(out: Path, grid: pd.DataFrame, df: pd.DataFrame, t: float) -> None:
+def _plots(out: Path, grid: pd.DataFrame, df: pd.DataFrame, t: float, device: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -221,7 +221,7 @@ def _plots(out: Path, grid: pd.DataFrame, df: pd.DataFrame, t: float) -> None:
     for (i, j), v in np.ndenumerate(grid.to_numpy(float)):
         ax.text(j, i, f"{v:.1f}", ha="center", va="center", fontsize=8)
     fig.colorbar(im, ax=ax, label="accuracy loss (points), this layer alone noisy")
-    ax.set_title(f"PCM at {format_time(t)}: one layer noisy at a time")
+    ax.set_title(f"{device} at {format_time(t)}: one layer noisy at a time")
     fig.tight_layout()
     fig.savefig(out / "layer_loss_grid.png", dpi=120)
     plt.close(fig)
@@ -238,7 +238,7 @@ def _plots(out: Path, grid: pd.DataFrame, df: pd.DataFrame, t: float) -> None:
     ax.axhline(100 * s["digital"].iloc[0], color="grey", ls="--", label="digital")
     ax.set_xlabel("layers kept digital (of 36)")
     ax.set_ylabel("SST-2 dev accuracy (%), mean over chips [95% CI]")
-    ax.set_title(f"PCM at {format_time(t)}")
+    ax.set_title(f"{device} at {format_time(t)}")
     ax.legend()
     fig.tight_layout()
     fig.savefig(out / "keep_digital.png", dpi=120)
@@ -268,7 +268,8 @@ def cmd_report(args: argparse.Namespace) -> None:
     versus.to_csv(out / "top_vs_random_held_out.csv", index=False)
     grid.to_csv(out / "layer_loss_grid.csv")
     (out / "ranking.json").write_text(json.dumps(order, indent=1))
-    _plots(out, grid, df, args.rank_time)
+    manifest = json.loads((runs / "all" / "manifest.json").read_text())
+    _plots(out, grid, df, args.rank_time, manifest["device_model"]["name"].upper())
     (out / "tables.md").write_text(_markdown(scopes, keep, grid, keep_held, versus))
     if args.copy_runs:  # the committed data: each run's table, manifest and config (check_published_mc re-runs them)
         for run in sorted(p for p in runs.iterdir() if (p / "results.csv").is_file()):
