@@ -31,12 +31,12 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from analog_peft.architectures import SPECS, ArchSpec  # noqa: E402
 from analog_peft.montecarlo.engine import MethodSpec, MonteCarloConfig, run_montecarlo  # noqa: E402
 from analog_peft.montecarlo.files import read_results_csv  # noqa: E402
 from analog_peft.montecarlo.stats import add_holm, format_time, paired, summarize  # noqa: E402
 
 METHOD = "grasp"
-ROLES = ("q", "k", "v", "o", "ffn_up", "ffn_down")
 KS = (1, 2, 4, 8, 12, 18)
 RANDOM_KS = (2, 4, 8)
 
@@ -80,6 +80,14 @@ def _run_all(args: argparse.Namespace, scopes: list[Scope]) -> None:
             print(f"done: {name}", flush=True)
 
 
+def _layout(layers: list[str]) -> tuple[ArchSpec, list[str], list[int]]:
+    """The model family's layout (``architectures.SPECS``), its roles and block numbers among ``layers``."""
+    spec = next(s for s in SPECS.values() if any(s.role_of(name) for name in layers))
+    roles = [r for r in spec.roles if any(spec.role_of(name) == r for name in layers)]
+    blocks = sorted({spec.locate(name)[0] for name in layers if spec.locate(name)})
+    return spec, roles, blocks
+
+
 def _layers(args: argparse.Namespace) -> list[str]:
     """The analog layers of the deployed model (conversion-time names), in model order."""
     from analog_peft.convert import analog_tiles
@@ -102,11 +110,11 @@ def _ranking(out: Path, layers: list[str], t: float) -> list[str]:
 
 def cmd_run(args: argparse.Namespace) -> None:
     times = [float(t) for t in args.times.split(",")]
-    n_blocks = 6
-    first = [Scope("all", times=times, chips=args.chips)]
-    first += [Scope(f"role:{r}", noisy=[f"role:{r}"], times=times, chips=args.chips) for r in ROLES]
-    first += [Scope(f"block:{i}", noisy=[f"block:{i}"], times=times, chips=args.chips) for i in range(n_blocks)]
     layers = _layers(args)
+    _, roles, blocks = _layout(layers)
+    first = [Scope("all", times=times, chips=args.chips)]
+    first += [Scope(f"role:{r}", noisy=[f"role:{r}"], times=times, chips=args.chips) for r in roles]
+    first += [Scope(f"block:{i}", noisy=[f"block:{i}"], times=times, chips=args.chips) for i in blocks]
     rank = [Scope(f"layer:{name}", noisy=[name], times=[args.rank_time], chips=args.rank_chips) for name in layers]
     _run_all(args, first + rank)
     order = _ranking(Path(args.out), layers, args.rank_time)
@@ -195,10 +203,8 @@ def _markdown(scopes: pd.DataFrame, keep: pd.DataFrame, grid: pd.DataFrame, keep
 
 def _layer_grid(df: pd.DataFrame, layers: list[str], t: float) -> pd.DataFrame:
     """Mean accuracy loss (points) with one layer noisy, as a blocks × roles grid."""
-    from analog_peft.architectures import SPECS
-
-    spec = SPECS["bert"]
-    grid = pd.DataFrame(index=range(6), columns=list(ROLES), dtype=float)
+    spec, roles, blocks = _layout(layers)
+    grid = pd.DataFrame(index=blocks, columns=roles, dtype=float)
     for layer in layers:
         rows = df[df.method == f"layer:{layer}"]
         digital = rows[rows.chip < 0].value.mean()
@@ -250,7 +256,8 @@ def cmd_report(args: argparse.Namespace) -> None:
     out.mkdir(parents=True, exist_ok=True)
     df = _table(runs)
     order = json.loads((runs / "ranking.json").read_text())
-    first = ["all", *[f"role:{r}" for r in ROLES], *[f"block:{i}" for i in range(6)]]
+    _, roles, blocks = _layout(order)
+    first = ["all", *[f"role:{r}" for r in roles], *[f"block:{i}" for i in blocks]]
     scopes = _scope_rows(df, first, "all")
     n_examples = json.loads((runs / "all" / "manifest.json").read_text())["eval_set_size"]
     names = [*[f"top{k}_digital" for k in KS], *[f"random{k}_digital" for k in RANDOM_KS]]
