@@ -110,6 +110,15 @@ def _parse_methods(items: Sequence[str]) -> list[dict]:
     return methods
 
 
+def _chip_sampled(methods: list[dict], names: str | None) -> list[dict]:
+    """Mark the methods named in ``--chip-sample A,B`` (a replicated ``NAME`` marks every ``NAME@i``)."""
+    wanted = {n.strip() for n in (names or "").split(",") if n.strip()}
+    known = {m["name"] for m in methods} | {m["name"].rsplit("@", 1)[0] for m in methods}
+    if wanted - known:
+        raise ValueError(f"--chip-sample {','.join(sorted(wanted - known))}: no such method; methods: {sorted(known)}")
+    return [{**m, "chip_sample": m["name"] in wanted or m["name"].rsplit("@", 1)[0] in wanted} for m in methods]
+
+
 def _adapter_dir(path: str) -> str:
     """Accept an adapter directory or a training run directory (uses its best adapter); ``peft:`` is kept."""
     from analog_peft.deploy import PEFT_PREFIX, adapter_path
@@ -195,7 +204,7 @@ def _config_from_flags(args: argparse.Namespace) -> MonteCarloConfig:
     if args.device_params:
         device_model = {"name": args.device_model, "params": _device_params(args.device_params)}
     config = MonteCarloConfig(
-        methods=_parse_methods(args.method),
+        methods=_chip_sampled(_parse_methods(args.method), args.chip_sample),
         base_model=args.base,
         **{**_data_fields(args), **_decoder_fields(args)},
         max_examples=args.max_examples,
@@ -366,6 +375,8 @@ def _add_montecarlo(sub: Any) -> None:
                    help="adapter (or training run) directory per method, peft:DIR for a Hugging Face PEFT adapter; "
                    "repeat for several methods; NAME=DIR0,DIR1,... for several training seeds (deployed as "
                    "NAME@0, NAME@1, ... on the same chips)")
+    p.add_argument("--chip-sample", default=None, metavar="NAME[,NAME]",
+                   help="StochGRASP methods deployed with one sample of their (γ, β) per chip instead of the means")
     p.add_argument("--base", default="minilm-l6", help="base model the adapters were trained on")
     _add_mc_data_options(p)
     p.add_argument("--device-model", "--device", dest="device_model", default="pcm",

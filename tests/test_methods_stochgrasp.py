@@ -84,6 +84,43 @@ def test_sampling_statistics_and_modes(base):
     assert torch.equal(layer.modulation()[0], layer.gamma)
 
 
+@pytest.mark.parametrize("form", ["gaussian_inverse", "lognormal"])
+def test_gamma_forms_sample_their_law(base, batch, form):
+    """Each form draws its own law with relative spread σ, keeps γ's sign, and a chip sample still merges."""
+    adapted = attach(fresh(base), StochGraspConfig(k=8, target_modules=LAST_BLOCK, gamma_form=form))
+    layer = next(iter(adapted.adapter_layers().values()))
+    mean = torch.linspace(0.5, 1.5, 8)
+    sigma = torch.linspace(0.05, 0.6, 8)
+    with torch.no_grad():
+        layer.gamma.copy_(mean)
+        layer.rho_gamma.copy_(torch.tensor([inverse_softplus(v) for v in sigma.tolist()]))
+    adapted.train()
+    torch.manual_seed(2)
+    gammas = torch.stack([layer.modulation()[0] for _ in range(4000)]).detach()
+    if form == "lognormal":
+        assert (gammas > 0).all()  # the sign of the mean is kept
+    z = (mean / gammas - 1) if form == "gaussian_inverse" else (gammas / mean).log()
+    assert torch.allclose(z.mean(0), torch.zeros(8), atol=0.03)
+    assert torch.allclose(z.std(0), sigma, rtol=0.06)
+    if form == "gaussian_inverse":  # the input gain 1/γ is bounded by the Gaussian multiplier, not by gamma_eps
+        assert (1 / gammas).abs().max() < (1 + 5 * sigma.max()) / mean.min()
+    loss = adapted(**batch).loss
+    loss.backward()
+    assert layer.rho_gamma.grad is not None and layer.rho_gamma.grad.abs().sum() > 0
+    adapted.eval()
+    assert torch.equal(layer.modulation()[0], layer.gamma)  # deployed at the means in every form
+    adapted.sample_for_chip(3)
+    with torch.no_grad():
+        ref = adapted(**inputs(batch)).logits
+        out = merge_adapter(adapted)(**inputs(batch)).logits
+    assert (out - ref).abs().max() <= 1e-4
+
+
+def test_gamma_form_is_checked():
+    with pytest.raises(AdapterError, match="gamma_form must be one of"):
+        StochGraspConfig(k=4, gamma_form="uniform").validate()
+
+
 def test_chip_sample_merges(base, batch):
     adapted = attach(fresh(base), StochGraspConfig(k=8, target_modules=LAST_BLOCK, sigma_init=0.2)).eval()
     adapted.sample_for_chip(3)

@@ -114,6 +114,9 @@ class MethodSpec:
 
     name: str
     adapter: str | None = None
+    #: StochGRASP only: deploy one fixed sample of its ``(γ, β)`` per chip (seeded by the run's seed and the
+    #: chip, :func:`chip_sample_seed`) instead of the means; the digital row stays at the means
+    chip_sample: bool = False
 
 
 @dataclass
@@ -231,6 +234,8 @@ class MonteCarloConfig:
                 hint = f": pass one of its adapters, {' or '.join(map(str, found))}" if found else ""
                 raise ValueError(f"method {m.name!r}: {m.adapter} has no adapter_config.json (not a saved "
                                  f"adapter){hint}")
+            if m.chip_sample:
+                _check_chip_sample(m)
         if not self.times:
             raise ValueError("the time grid is empty: give at least one inference time, e.g. --times 1s,1d,1y")
         if any(t < 0 for t in self.times) or len(set(self.times)) != len(self.times):
@@ -336,8 +341,10 @@ class MonteCarloConfig:
     def hashed_fields(self) -> dict[str, Any]:
         """The normalised fields that change the results (see ``UNHASHED``; those of ``HASHED_UNLESS`` only
         when they differ from its value, e.g. ``torch_device`` unless "cpu")."""
-        return {HASH_NAMES.get(k, k): v for k, v in self.normalized().to_dict().items()
-                if k not in UNHASHED and not (k in HASHED_UNLESS and v == HASHED_UNLESS[k])}
+        out = {HASH_NAMES.get(k, k): v for k, v in self.normalized().to_dict().items()
+               if k not in UNHASHED and not (k in HASHED_UNLESS and v == HASHED_UNLESS[k])}
+        out["methods"] = [{k: v for k, v in m.items() if k != "chip_sample" or v} for m in out["methods"]]
+        return out
 
     def digest(self) -> str:
         """Hash of :meth:`hashed_fields` (``n_chips`` excluded: more chips extend the same run)."""
@@ -352,7 +359,8 @@ class MonteCarloConfig:
         from analog_peft.training.tomlio import dumps
 
         data = self.to_dict()
-        data["methods"] = [{"name": m["name"], "adapter": m["adapter"] or ""} for m in data["methods"]]
+        data["methods"] = [{"name": m["name"], "adapter": m["adapter"] or "", **({"chip_sample": True} if m["chip_sample"]
+                            else {})} for m in data["methods"]]
         text = dumps(data)
         if path is not None:
             atomic_write(Path(path), text)
@@ -368,10 +376,30 @@ class MonteCarloConfig:
         if not data.get("methods"):
             raise ValueError(f"{source}: no methods; add methods = [{{name = \"grasp\", adapter = \"runs/grasp\"}}]")
         methods = [m if isinstance(m, dict) else {} for m in data["methods"]]
-        if any(set(m) - {"name", "adapter"} or "name" not in m for m in methods):
-            raise ValueError(f"{source}: each method is {{name = \"...\", adapter = \"DIR\"}} (adapter \"\": the bare base)")
-        specs = [MethodSpec(m["name"], m.get("adapter") or None) for m in methods]
+        if any(set(m) - {"name", "adapter", "chip_sample"} or "name" not in m for m in methods):
+            raise ValueError(f"{source}: each method is {{name = \"...\", adapter = \"DIR\"}} (adapter \"\": the bare "
+                             "base; chip_sample = true: a StochGRASP adapter with one sample per chip)")
+        specs = [MethodSpec(m["name"], m.get("adapter") or None, bool(m.get("chip_sample", False))) for m in methods]
         return cls(**{**data, "methods": specs})
+
+
+def _check_chip_sample(m: MethodSpec) -> None:
+    """``chip_sample`` needs a StochGRASP adapter (one line naming the method and its adapter's method)."""
+    config = json.loads((adapter_path(m.adapter) / "adapter_config.json").read_text()) if m.adapter else {}
+    if config.get("method") != "stochgrasp":
+        raise ValueError(f"method {m.name!r}: chip_sample deploys one sample of StochGRASP's (γ, β) per chip, but "
+                         f"{m.adapter or 'the bare base'} is {config.get('method', 'no adapter')!r}; drop chip_sample")
+
+
+def chip_sample_seed(seed: int, chip: int) -> int:
+    """Seed of a StochGRASP adapter's ``(γ, β)`` sample on chip ``chip`` of a run seeded ``seed``."""
+    return 1_000_003 * seed + chip
+
+
+def _set_chip_samples(model: torch.nn.Module, seed: int | None) -> None:
+    for module in model.modules():
+        if hasattr(module, "set_chip_sample"):
+            module.set_chip_sample(seed)
 
 
 def _effective_data_dir(task: str, split: str, data_dir: str | None) -> str:
@@ -559,17 +587,21 @@ class _Worker:
         device_name = device_models.get(c.device_model).name
         rows: list[list[dict[str, Any]]] = [[] for _ in self.deployments]
         per_example: list[list[dict[str, np.ndarray]]] = [[] for _ in self.deployments]
-        for (_, chips), leader in zip(self.deployments, self.leaders, strict=True):
+        for (dep, chips), leader, spec in zip(self.deployments, self.leaders, c.methods, strict=True):
             if leader is None:
                 chips.program(chip)
+            if spec.chip_sample:
+                _set_chip_samples(dep.model, chip_sample_seed(c.seed, chip))
         for group in _time_groups(c.times, c.eval_stack):
             for i, scored in enumerate(self._group_scores(chip, group, device_name)):
                 for t, (metrics, arrays) in zip(group, scored, strict=True):
                     per_example[i].append(arrays)
                     rows[i] += [_row(c, self.deployments[i][0].name, device_name, chip, t, m, v)
                                 for m, v in metrics.items()]
-        for _, chips in self.deployments:
+        for (dep, chips), spec in zip(self.deployments, c.methods, strict=True):
             chips.reset()
+            if spec.chip_sample:
+                _set_chip_samples(dep.model, None)
         arrays = {**stack_arrays(per_example), "methods": np.array([d.name for d, _ in self.deployments]),
                   "times": np.asarray(c.times, dtype=float)}
         return [row for method_rows in rows for row in method_rows], arrays

@@ -12,6 +12,7 @@ from analog_peft.methods.grasp.config import GraspConfig
 
 SIGMA_TARGET_MODES = ("weight_spread", "group_scale", "output_error")
 BETA_SCALES = ("input_rms", "absolute")
+GAMMA_FORMS = ("gaussian", "gaussian_inverse", "lognormal")
 
 
 @dataclass
@@ -24,6 +25,17 @@ class StochGraspConfig(GraspConfig):
     spread_kl`, **[choice]** of form) for γ and β.
 
     Args:
+        gamma_form: **[choice]** how the scale is sampled around its mean ``μ`` (``σ = softplus(ρ_γ)``):
+
+            * ``"gaussian"`` (the spec): ``γ = μ + σ·ε``, used as a divisor — at σ ≈ 0.3 some groups
+              draw ``|γ| ≪ 1`` and their inputs are amplified by ``1/|γ|`` (floored by ``gamma_eps``);
+            * ``"gaussian_inverse"``: the multiplier is Gaussian, ``1/γ = (1 + σ·ε)/μ`` — the input gain is
+              bounded by ``(1 + |σε|)/|μ|``, a draw near zero mutes the group instead of amplifying it;
+            * ``"lognormal"``: ``γ = μ·exp(σ·ε)`` — the sign is kept, ``σ`` is the spread of ``log γ``.
+
+            In every form ``σ`` is a relative spread of the scale (``γ ≈ μ(1 ± σ)`` for small σ), so the
+            KL term and ``sigma_target`` mean the same thing; β is always ``μ_β + σ_β·ε``; deployment at
+            the means uses ``γ = μ`` in every form.
         lam: λ, weight of the KL term (0: no pull; the spreads then shrink under the task loss alone).
         sigma_init: Initial σ of every γ and β (ρ = softplus⁻¹(sigma_init)); means start at γ=1, β=0.
         sigma_lr_scale: Learning-rate multiplier of ρ in :meth:`StochGraspModel.param_groups` (the spec's
@@ -61,6 +73,7 @@ class StochGraspConfig(GraspConfig):
 
     method: ClassVar[str] = "stochgrasp"
 
+    gamma_form: str = "gaussian"
     lam: float = 1e-3
     sigma_init: float = 0.01
     sigma_lr_scale: float = 10.0
@@ -77,6 +90,8 @@ class StochGraspConfig(GraspConfig):
                 raise AdapterError(f"stochgrasp: {name} must be >= 0, got {getattr(self, name)!r}")
         if not (isinstance(self.sigma_init, int | float) and self.sigma_init > 0):
             raise AdapterError(f"stochgrasp: sigma_init must be > 0, got {self.sigma_init!r}")
+        if self.gamma_form not in GAMMA_FORMS:
+            raise AdapterError(f"stochgrasp: gamma_form must be one of {GAMMA_FORMS}, got {self.gamma_form!r}")
         if self.beta_scale not in BETA_SCALES:
             raise AdapterError(f"stochgrasp: beta_scale must be one of {BETA_SCALES}, got {self.beta_scale!r}")
         if not 0 <= self.input_rms_momentum < 1:

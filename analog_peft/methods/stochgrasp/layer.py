@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from analog_peft.methods.errors import AdapterError
-from analog_peft.methods.grasp.layer import GraspLayer
+from analog_peft.methods.grasp.layer import GraspLayer, guard
 from analog_peft.methods.layer import layer_generator
 from analog_peft.methods.modules import read_weight
 from analog_peft.methods.stochgrasp import sigma_target as st
@@ -23,6 +23,15 @@ _MAX_CALIBRATION_ROWS = 2048
 
 def inverse_softplus(y: float) -> float:
     return y + math.log(-math.expm1(-y))
+
+
+def sample_gamma(mean: Tensor, sigma: Tensor, eps: Tensor, form: str, gamma_eps: float) -> Tensor:
+    """One draw of the scale ``γ`` around ``mean`` with relative spread ``sigma`` (``gamma_form``)."""
+    if form == "gaussian":
+        return mean + sigma * eps
+    if form == "lognormal":
+        return mean * torch.exp(sigma * eps)
+    return mean / guard(1 + sigma * eps, gamma_eps)  # "gaussian_inverse": 1/γ = (1 + σε)/μ
 
 
 class StochGraspLayer(GraspLayer):
@@ -64,8 +73,12 @@ class StochGraspLayer(GraspLayer):
             return self._chip_sample
         if not self.is_sampling():
             return self.gamma, self.beta
-        eps = torch.randn(2, self.k, device=self.gamma.device, dtype=self.gamma.dtype)
-        return self.gamma + self.sigma_gamma * eps[0], self.beta + self.sigma_beta * eps[1]
+        return self._draw(torch.randn(2, self.k, device=self.gamma.device, dtype=self.gamma.dtype))
+
+    def _draw(self, eps: Tensor) -> tuple[Tensor, Tensor]:
+        """``(γ, β)`` for the standard normals ``eps`` (``[2, K]``)."""
+        gamma = sample_gamma(self.gamma, self.sigma_gamma, eps[0], self.cfg.gamma_form, self.gamma_eps)
+        return gamma, self.beta + self.sigma_beta * eps[1]
 
     def foldable_now(self) -> bool:
         return self._chip_sample is not None or not self.is_sampling()  # a fixed (γ, β): foldable
@@ -83,8 +96,7 @@ class StochGraspLayer(GraspLayer):
             self._chip_sample = None
             return
         gen = layer_generator(seed, "chip:" + self.target_name)
-        eps = torch.randn(2, self.k, generator=gen).to(self.gamma)
-        self._chip_sample = (self.gamma + self.sigma_gamma * eps[0], self.beta + self.sigma_beta * eps[1])
+        self._chip_sample = self._draw(torch.randn(2, self.k, generator=gen).to(self.gamma))
 
     # -- targets ------------------------------------------------------------------------------
     def adapted_forward(self, x: Tensor) -> Tensor:
