@@ -148,6 +148,24 @@ def test_paired_all_zero_differences_and_duplicates():
         S.paired(df, "a", "missing")
 
 
+def test_paired_quantile_matches_numpy_and_a_known_shift():
+    df = make_results(n_chips=40, methods={"a": 0.90, "b": 0.85}, seed=4)
+    out = S.paired_quantile(df, "a", "b", q=5, metric="accuracy", n_boot=N_BOOT, seed=1).set_index("t")
+    for t in TIMES.values():
+        va = _chip_values(df, "a", t)["value"].to_numpy()
+        vb = _chip_values(df, "b", t)["value"].to_numpy()
+        row = out.loc[t]
+        assert row["q_a"] == pytest.approx(np.percentile(va, 5)) and row["n_pairs"] == 40
+        assert row["q_diff"] == pytest.approx(np.percentile(va, 5) - np.percentile(vb, 5))
+        assert row["ci_low"] <= row["q_diff"] <= row["ci_high"] and row["ci_high"] - row["ci_low"] > 0
+    # b is a shifted down by 0.05 on every chip: every resample's difference is exactly the shift
+    shifted = df.copy()
+    is_b = shifted.method == "b"
+    shifted.loc[is_b, "value"] = df.loc[df.method == "a", "value"].to_numpy() - 0.05
+    exact = S.paired_quantile(shifted, "a", "b", q=5, metric="accuracy", n_boot=N_BOOT)
+    assert np.allclose(exact[["q_diff", "ci_low", "ci_high"]].to_numpy(), 0.05)
+
+
 def test_paired_all_every_pair():
     df = make_results(methods={"x": 0.9, "y": 0.91, "z": 0.8})
     out = S.paired_all(df, n_boot=N_BOOT)
