@@ -40,9 +40,13 @@ PCM_1DAY_WS = {"device_model": "pcm", "t": 86400.0, "mode": "weight_spread"}
 INJECT = {"mode": "device", "device_model": {"name": "gaussian", "eta": 0.005}}  # σ = 0.005·max|W| per layer
 
 
-def _sg(form: str, target, sigma_init: float, lam: float = 1e-3) -> dict:
-    return {"method": "stochgrasp", "method_options": {**K16, "gamma_form": form, "sigma_target": target,
-                                                       "sigma_init": sigma_init, "lam": lam}}
+GAUSS_01_OE = {"device_model": {"name": "gaussian", "eta": 0.01}, "t": 1.0, "mode": "output_error"}
+
+
+def _sg(form: str, target, sigma_init: float, lam: float = 1e-3, noise: dict | None = None) -> dict:
+    fields = {"method": "stochgrasp", "method_options": {**K16, "gamma_form": form, "sigma_target": target,
+                                                         "sigma_init": sigma_init, "lam": lam}}
+    return {**fields, "noise": noise} if noise else fields
 
 
 #: run name → (label, TrainConfig fields over COMMON)
@@ -55,6 +59,11 @@ RUNS: dict[str, tuple[str, dict]] = {
     "sg_gauss_ws": ("StochGRASP γ Gaussian (divisor), σ_t: PCM 1 d weight spread", _sg("gaussian", PCM_1DAY_WS, 0.3)),
     "sg_inv_ws": ("StochGRASP 1/γ Gaussian, σ_t: PCM 1 d weight spread", _sg("gaussian_inverse", PCM_1DAY_WS, 0.3)),
     "sg_logn_ws": ("StochGRASP γ log-normal, σ_t: PCM 1 d weight spread", _sg("lognormal", PCM_1DAY_WS, 0.3)),
+    "sg_gauss_c01_inj": ("StochGRASP γ Gaussian (divisor), σ_t=0.1 + inj.", _sg("gaussian", 0.1, 0.1, noise=INJECT)),
+    "sg_inv_c01_inj": ("StochGRASP 1/γ Gaussian, σ_t=0.1 + inj.", _sg("gaussian_inverse", 0.1, 0.1, noise=INJECT)),
+    "sg_logn_c01_inj": ("StochGRASP γ log-normal, σ_t=0.1 + inj.", _sg("lognormal", 0.1, 0.1, noise=INJECT)),
+    "sg_logn_oe": ("StochGRASP γ log-normal, σ_t: Gaussian η=0.01 output error",
+                   _sg("lognormal", GAUSS_01_OE, 0.1)),
 }
 
 
@@ -166,7 +175,7 @@ def export(runs: Path, out: Path, artifacts: Path) -> None:
         collect(run.parent)
         dest = out / "mc" / run.parent.name
         dest.mkdir(parents=True, exist_ok=True)
-        for f in ("results.csv", "manifest.json"):
+        for f in ("results.csv", "manifest.json", "montecarlo_config.toml"):
             shutil.copy2(run.parent / f, dest / f)
     for summary in sorted(runs.glob("*/summary.json")):
         src, dst = summary.parent, artifacts / summary.parent.name
