@@ -116,7 +116,7 @@ def main() -> None:
     sub = p.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run")
     r.add_argument("--out", default="runs/hw")
-    r.add_argument("--chips", type=int, default=30)
+    r.add_argument("--chips", type=int, default=20)
     r.add_argument("--workers", type=int, default=2)
     rep = sub.add_parser("report")
     rep.add_argument("--runs", default="", help="export these run directories first (e.g. runs/hw)")

@@ -29,6 +29,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from analog_peft.montecarlo import stats  # noqa: E402
+from analog_peft.montecarlo.stats.hierarchical import hierarchical_paired  # noqa: E402
 
 COMMON = {
     "model": "minilm-l6", "task": "sst2", "rpu": "ideal", "epochs": 2, "batch_size": 16, "eval_batch_size": 64,
@@ -175,7 +176,7 @@ def export(runs: Path, out: Path, artifacts: Path) -> None:
         collect(run.parent)
         dest = out / "mc" / run.parent.name
         dest.mkdir(parents=True, exist_ok=True)
-        for f in ("results.csv", "manifest.json", "montecarlo_config.toml"):
+        for f in ("results.csv", "manifest.json", "montecarlo_config.toml", "per_example.npz"):
             shutil.copy2(run.parent / f, dest / f)
     for summary in sorted(runs.glob("*/summary.json")):
         src, dst = summary.parent, artifacts / summary.parent.name
@@ -251,12 +252,14 @@ def training_table(artifacts: Path, seeds: list[int]) -> tuple[str, pd.DataFrame
     return "\n".join(lines) + "\n", df
 
 
-def _study(data: Path, name: str) -> tuple[pd.DataFrame, int]:
+def _study(data: Path, name: str) -> tuple[pd.DataFrame, int, object]:
+    """A study's accuracy rows (replicates collapsed), its dev-set size and its per-example predictions."""
+    from analog_peft.montecarlo.examples import load_per_example
     from analog_peft.montecarlo.files import read_results_csv
 
     df = read_results_csv(data / "mc" / name / "results.csv")
     n = json.loads((data / "mc" / name / "manifest.json").read_text())["eval_set_size"]
-    return stats.collapse_replicates(df[df["metric"] == "accuracy"]), n
+    return df[df["metric"] == "accuracy"], n, load_per_example(data / "mc" / name)
 
 
 def _label(method: str) -> str:
@@ -269,7 +272,8 @@ def mc_tables(data: Path) -> tuple[str, pd.DataFrame, pd.DataFrame]:
     names = sorted(p.parent.name for p in (data / "mc").glob("*/results.csv"))
     summaries, pairs = [], []
     for name in names:
-        df, n = _study(data, name)
+        raw, n, per_example = _study(data, name)
+        df = stats.collapse_replicates(raw)
         summ = stats.summarize(df, by=("method", "t"))
         for r in YIELD_RS:
             y = stats.yield_table(df, relative_threshold=r, reference="best")
@@ -283,6 +287,10 @@ def mc_tables(data: Path) -> tuple[str, pd.DataFrame, pd.DataFrame]:
             p5 = stats.paired_quantile(df, method, "grasp", q=5)
             both = mean.merge(p5[["t", "q_diff", "ci_low", "ci_high"]].rename(
                 columns={"ci_low": "p5_ci_low", "ci_high": "p5_ci_high", "q_diff": "p5_diff"}), on="t")
+            # chips × sentences (one training seed): the CI of the mean difference on another dev set too
+            hier = hierarchical_paired(raw, per_example, method, "grasp", metric="accuracy", seed=0)
+            both = both.merge(hier[["t", "ci_low", "ci_high"]].rename(
+                columns={"ci_low": "hier_ci_low", "ci_high": "hier_ci_high"}), on="t")
             pairs.append(both.assign(study=name))
     summ, fam = pd.concat(summaries, ignore_index=True), stats.add_holm(pd.concat(pairs, ignore_index=True))
     out = []
@@ -291,7 +299,8 @@ def mc_tables(data: Path) -> tuple[str, pd.DataFrame, pd.DataFrame]:
             f"PCM at {stats.format_time(t)}"
         out += [f"\n**{title}** — {int(g['n'].iloc[0])} chips, {int(g['examples'].iloc[0])} SST-2 dev sentences\n",
                 "| adapter | digital | chip mean [95% CI] | p5 chip | worst | yield r=0.95 / 0.90 | Δmean vs GRASP "
-                "[CI], Holm p | Δp5 vs GRASP [CI] |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+                "[chip CI], Holm p | Δmean [chips × sentences CI] | Δp5 vs GRASP [CI] |",
+                "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
         f = fam[(fam["study"] == name) & (fam["t"] == t)].set_index("a")
         for r in g.itertuples():
             cells = [_label(r.method), _fmt(r.digital), f"{_fmt(r.mean)} [{_fmt(r.ci_low)}, {_fmt(r.ci_high)}]",
@@ -299,9 +308,10 @@ def mc_tables(data: Path) -> tuple[str, pd.DataFrame, pd.DataFrame]:
             if r.method in f.index:
                 p = f.loc[r.method]
                 cells += [f"{100 * p.mean_diff:+.2f} [{100 * p.ci_low:+.2f}, {100 * p.ci_high:+.2f}], {p.p_holm:.2g}",
+                          f"[{100 * p.hier_ci_low:+.2f}, {100 * p.hier_ci_high:+.2f}]",
                           f"{100 * p.p5_diff:+.2f} [{100 * p.p5_ci_low:+.2f}, {100 * p.p5_ci_high:+.2f}]"]
             else:
-                cells += ["(reference)", ""]
+                cells += ["(reference)", "", ""]
             out.append("| " + " | ".join(cells) + " |")
     return "\n".join(out) + "\n", summ, fam
 
