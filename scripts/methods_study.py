@@ -188,6 +188,8 @@ def table(runs: Path, tasks: list[str], methods: list[str]) -> tuple[str, pd.Dat
 
 
 EXPORT_FILES = ("summary.json", "train_config.toml", "log.jsonl")
+#: adapters up to this size are committed with their run (full fine-tuning's 90 MB are not)
+ADAPTER_EXPORT_BYTES = 2_000_000
 
 
 def cmd_report(args: argparse.Namespace) -> None:
@@ -201,6 +203,10 @@ def cmd_report(args: argparse.Namespace) -> None:
             for f in EXPORT_FILES:
                 if (s.parent / f).is_file():
                     shutil.copy2(s.parent / f, dest / f)
+            best = s.parent / "adapter" / "best"
+            if best.is_dir() and sum(f.stat().st_size for f in best.iterdir()) <= ADAPTER_EXPORT_BYTES:
+                shutil.rmtree(dest / "adapter", ignore_errors=True)
+                shutil.copytree(best, dest / "adapter" / "best")  # the robustness study deploys these
     text, df = table(runs, _tasks(args), _methods(args))
     out.mkdir(parents=True, exist_ok=True)
     df.to_csv(out / "methods.csv", index=False)
