@@ -142,7 +142,7 @@ def studies(args: argparse.Namespace) -> dict:
         out[f"gauss_{eta:g}"] = MonteCarloConfig(**common, rpu="ideal", times=[1.0], run=f"gauss_{eta:g}",
                                                  device_model={"name": "gaussian", "eta": eta})
     out["pcm"] = MonteCarloConfig(**common, rpu="mapped", allow_conversion_override=True, device_model="pcm",
-                                  times=list(PCM_TIMES), run="pcm")
+                                  times=[stats.parse_time(t) for t in args.pcm_times.split(",")], run="pcm")
     order = [f"gauss_{MIDDLE['gauss']:g}", "pcm"] + [n for n in out if n not in (f"gauss_{MIDDLE['gauss']:g}", "pcm")]
     return {n: out[n] for n in order}
 
@@ -267,6 +267,48 @@ def _label(method: str) -> str:
     return RUNS[base][0] + (" — one sample per chip" if sampled else "")
 
 
+def _versus(raw: pd.DataFrame, df: pd.DataFrame, per_example, a: str, b: str, n: int) -> pd.DataFrame:
+    """``a − b`` on the same chips per time: mean difference (chip CI, Wilcoxon p on counts), the chips ×
+    sentences CI of the same difference (one training seed: how far it carries to another dev set) and the
+    difference of the 5th-percentile chips with its paired-bootstrap CI."""
+    mean = stats.paired(df, a, b, n_examples=n)
+    p5 = stats.paired_quantile(df, a, b, q=5)
+    both = mean.merge(p5[["t", "q_diff", "ci_low", "ci_high"]].rename(
+        columns={"ci_low": "p5_ci_low", "ci_high": "p5_ci_high", "q_diff": "p5_diff"}), on="t")
+    hier = hierarchical_paired(raw, per_example, a, b, metric="accuracy", seed=0)
+    return both.merge(hier[["t", "ci_low", "ci_high"]].rename(
+        columns={"ci_low": "hier_ci_low", "ci_high": "hier_ci_high"}), on="t")
+
+
+def _diff_cells(p) -> list[str]:
+    return [f"{100 * p.mean_diff:+.2f} [{100 * p.ci_low:+.2f}, {100 * p.ci_high:+.2f}], {p.p_holm:.2g}",
+            f"[{100 * p.hier_ci_low:+.2f}, {100 * p.hier_ci_high:+.2f}]",
+            f"{100 * p.p5_diff:+.2f} [{100 * p.p5_ci_low:+.2f}, {100 * p.p5_ci_high:+.2f}]"]
+
+
+def _title(name: str, t: float) -> str:
+    return f"Gaussian η = {name.split('_')[1]} per layer" if name.startswith("gauss") else f"PCM at {stats.format_time(t)}"
+
+
+def kl_on_injection(data: Path) -> tuple[str, pd.DataFrame]:
+    """What the StochGRASP objective adds on top of device-noise injection: each ``sg_*_inj`` − ``grasp_inj``
+    on the same chips (its own Holm family)."""
+    rows = []
+    for name in sorted(p.parent.name for p in (data / "mc").glob("*/results.csv")):
+        raw, n, per_example = _study(data, name)
+        df = stats.collapse_replicates(raw)
+        for method in (m for m in df["method"].unique() if m.startswith("sg_") and m.endswith("_inj")):
+            rows.append(_versus(raw, df, per_example, method, "grasp_inj", n).assign(study=name))
+    if not rows:
+        return "", pd.DataFrame()
+    fam = stats.add_holm(pd.concat(rows, ignore_index=True))
+    lines = ["| study | StochGRASP + inj. variant | Δmean vs GRASP + inj. [chip CI], Holm p | Δmean [chips × sentences "
+             "CI] | Δp5 [CI] |", "|---|---|---:|---:|---:|"]
+    for p in fam.itertuples():
+        lines.append(f"| {_title(p.study, p.t)} | {_label(p.a)} | " + " | ".join(_diff_cells(p)) + " |")
+    return "\n".join(lines) + "\n", fam
+
+
 def mc_tables(data: Path) -> tuple[str, pd.DataFrame, pd.DataFrame]:
     """Per study and time: each method's chip distribution and yields; every method − GRASP paired (mean, p5)."""
     names = sorted(p.parent.name for p in (data / "mc").glob("*/results.csv"))
@@ -283,21 +325,11 @@ def mc_tables(data: Path) -> tuple[str, pd.DataFrame, pd.DataFrame]:
         for method in summ["method"].unique():
             if method == "grasp":
                 continue
-            mean = stats.paired(df, method, "grasp", n_examples=n)
-            p5 = stats.paired_quantile(df, method, "grasp", q=5)
-            both = mean.merge(p5[["t", "q_diff", "ci_low", "ci_high"]].rename(
-                columns={"ci_low": "p5_ci_low", "ci_high": "p5_ci_high", "q_diff": "p5_diff"}), on="t")
-            # chips × sentences (one training seed): the CI of the mean difference on another dev set too
-            hier = hierarchical_paired(raw, per_example, method, "grasp", metric="accuracy", seed=0)
-            both = both.merge(hier[["t", "ci_low", "ci_high"]].rename(
-                columns={"ci_low": "hier_ci_low", "ci_high": "hier_ci_high"}), on="t")
-            pairs.append(both.assign(study=name))
+            pairs.append(_versus(raw, df, per_example, method, "grasp", n).assign(study=name))
     summ, fam = pd.concat(summaries, ignore_index=True), stats.add_holm(pd.concat(pairs, ignore_index=True))
     out = []
     for (name, t), g in summ.groupby(["study", "t"], sort=False):
-        title = f"Gaussian η = {name.split('_')[1]} per layer" if name.startswith("gauss") else \
-            f"PCM at {stats.format_time(t)}"
-        out += [f"\n**{title}** — {int(g['n'].iloc[0])} chips, {int(g['examples'].iloc[0])} SST-2 dev sentences\n",
+        out += [f"\n**{_title(name, t)}** — {int(g['n'].iloc[0])} chips, {int(g['examples'].iloc[0])} SST-2 dev sentences\n",
                 "| adapter | digital | chip mean [95% CI] | p5 chip | worst | yield r=0.95 / 0.90 | Δmean vs GRASP "
                 "[chip CI], Holm p | Δmean [chips × sentences CI] | Δp5 vs GRASP [CI] |",
                 "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -306,10 +338,7 @@ def mc_tables(data: Path) -> tuple[str, pd.DataFrame, pd.DataFrame]:
             cells = [_label(r.method), _fmt(r.digital), f"{_fmt(r.mean)} [{_fmt(r.ci_low)}, {_fmt(r.ci_high)}]",
                      _fmt(r.p5), _fmt(r.min), " / ".join(f"{100 * getattr(r, _ycol(y)):.0f}" for y in YIELD_RS) + " %"]
             if r.method in f.index:
-                p = f.loc[r.method]
-                cells += [f"{100 * p.mean_diff:+.2f} [{100 * p.ci_low:+.2f}, {100 * p.ci_high:+.2f}], {p.p_holm:.2g}",
-                          f"[{100 * p.hier_ci_low:+.2f}, {100 * p.hier_ci_high:+.2f}]",
-                          f"{100 * p.p5_diff:+.2f} [{100 * p.p5_ci_low:+.2f}, {100 * p.p5_ci_high:+.2f}]"]
+                cells += _diff_cells(f.loc[r.method])
             else:
                 cells += ["(reference)", "", ""]
             out.append("| " + " | ".join(cells) + " |")
@@ -347,9 +376,11 @@ def cmd_report(args: argparse.Namespace) -> None:
     train_df.to_csv(out / "training.csv", index=False)
     summ.to_csv(out / "chips_summary.csv", index=False)
     fam.to_csv(out / "paired_vs_grasp.csv", index=False)
+    kl_md, kl = kl_on_injection(out)
+    kl.to_csv(out / "paired_vs_grasp_inj.csv", index=False)
     text = (f"## Training ({COMMON['train_examples']:,} SST-2 sentences × {COMMON['epochs']} epochs, full dev set)"
-            f"\n\n{train_md}\n## Chips\n{mc_md}\n## The fidelity question (middle of each grid)\n\n"
-            f"{verdict(summ, fam)}")
+            f"\n\n{train_md}\n## Chips\n{mc_md}\n## What the objective adds on top of injection\n\n{kl_md}\n"
+            f"## The fidelity question (middle of each grid)\n\n{verdict(summ, fam)}")
     (out / "tables.md").write_text(text)
     print(text)
 
@@ -370,6 +401,8 @@ def main() -> None:
     m.add_argument("--chip-sample", default="sg_gauss_c01,sg_inv_c01,sg_logn_c01",
                    help="StochGRASP runs also deployed with one sample of (γ, β) per chip")
     m.add_argument("--only", default="", help="comma-separated subset of the studies (gauss_<η>, pcm)")
+    m.add_argument("--pcm-times", default=",".join(stats.format_time(t) for t in PCM_TIMES),
+                   help="PCM read times (the middle of the grid, 1d, must be one)")
     m.add_argument("--workers", type=int, default=2)
     m.add_argument("--max-examples", type=int, default=None, help="a seeded dev subset (smoke runs only)")
     r = sub.add_parser("report", help="tables and data from the committed data (after exporting --runs)")
