@@ -116,11 +116,11 @@ def test_03_chip_monte_carlo_report(tmp_path):
         assert low <= high
     assert set(summary["wilcoxon_p"]) == {"1s", "1d"}
     assert all(0 <= p <= 1 for p in summary["wilcoxon_p"].values())
-    # chips × 24 sentences: the hierarchical CI holds the chip mean and is wider than the chip-only CI
+    # chips × 24 sentences: the hierarchical CI holds the chip mean and is never narrower than the chip-only CI
     assert set(summary["hier_ci"]) == set(summary["ci"])
     for key, (low, high) in summary["hier_ci"].items():
         assert low <= summary["mean_accuracy"][key] <= high
-        assert high - low > summary["ci"][key][1] - summary["ci"][key][0]
+        assert high - low >= summary["ci"][key][1] - summary["ci"][key][0] - 1e-9
     report = Path(summary["report"])
     assert report.is_file() and report.is_relative_to(tmp_path)
     assert "<img" in report.read_text()
