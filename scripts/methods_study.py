@@ -170,6 +170,8 @@ def table(runs: Path, tasks: list[str], methods: list[str]) -> tuple[str, pd.Dat
                          "wall_s": float(np.mean([s["wall_time_s"] for s in sums])),
                          "sweep": {f"{x:g}": _summary(runs, SWEEP_TASK, m, x, 0)["metric"] for x in METHODS[m][2]}})
     df = pd.DataFrame(rows)
+    if df.empty:
+        return f"*No method has finished its {SWEEP_TASK} learning-rate sweep yet (`sweep`).*\n", df
     out = []
     for t, g in df.groupby("task", sort=False):
         b = BUDGETS[t]
