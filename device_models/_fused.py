@@ -1,0 +1,231 @@
+"""The portable kernels compiled with numba for CPU tensors: the same bits, 3–5× faster.
+
+:mod:`device_models.portable` builds ``ln``, ``e^x``, Box–Muller normals and exact sums from one torch op at a
+time (one IEEE rounding each), which costs a pass over each chunk per operation. The functions here run the
+**same operations in the same order** on each element inside one compiled loop: float32 throughout, every
+constant rounded to float32 as torch rounds a Python scalar, no fast-math (so LLVM neither contracts a
+multiply and an add into an FMA nor reorders anything), integer sums in int64. Vectorisation only changes how
+many elements run at once, never an element's result, so the bits are those of the torch-op forms on every CPU
+(``tests/test_fused_kernels.py`` checks both against each other, also for numba's ``haswell`` and ``generic``
+code generation, and the chip fingerprints hold with and without them).
+
+Used for contiguous float32 CPU tensors when numba is importable and ``ANALOG_PEFT_FUSED`` is not ``0``
+(:data:`ENABLED`); everything else (GPU tensors, no numba) takes the torch-op forms. The draws themselves stay
+torch's Mersenne Twister integers (``Generator``), so a chip's seed gives the same chip either way.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+import torch
+from torch import Tensor
+
+try:  # pragma: no cover - import guard
+    import numba
+except ImportError:  # pragma: no cover - numba is in the lock file; the torch-op forms are the fallback
+    numba = None
+
+#: numba kernels in use (numba importable and ``ANALOG_PEFT_FUSED`` not ``0``)
+ENABLED = numba is not None and os.environ.get("ANALOG_PEFT_FUSED", "1") != "0"
+
+_CHUNK = 16384  # elements per inner block: the scratch stays in L1/L2
+
+f32 = np.float32
+# the constants of device_models.portable, rounded to float32 as torch rounds a Python scalar operand
+_LOG_LN2_HI, _LOG_LN2_LO = f32(6.9313812256e-01), f32(9.0580006145e-06)
+_LG1, _LG2, _LG3, _LG4 = f32(0.66666662693), f32(0.40000972152), f32(0.28498786688), f32(0.24279078841)
+_EXP_LN2_HI, _EXP_LN2_LO, _INV_LN2 = f32(6.9314575195e-01), f32(1.4286067653e-06), f32(1.4426950216)
+_P1, _P2 = f32(1.6666625440e-1), f32(-2.7667332906e-3)
+_X_MIN, _X_MAX = f32(-87.0), f32(88.0)
+_S1, _S2, _S3, _S4 = f32(-1.0 / 6.0), f32(1.0 / 120.0), f32(-1.0 / 5040.0), f32(1.0 / 362880.0)
+_C1, _C2, _C3, _C4, _C5 = f32(-0.5), f32(1.0 / 24.0), f32(-1.0 / 720.0), f32(1.0 / 40320.0), f32(-1.0 / 3628800.0)
+_HALF_PI = f32(math.pi / 2)
+_U = f32(2.0**-24)
+_ONE, _TWO, _HALF, _MINUS_TWO = f32(1.0), f32(2.0), f32(0.5), f32(-2.0)
+_MAGIC = f32(12582912.0)  # 1.5 · 2^23: (v + MAGIC) - MAGIC rounds v to an integer (ties to even), exactly
+
+
+def _jit(fn):
+    if numba is None:  # pragma: no cover
+        return fn
+    return numba.njit(fastmath=False, error_model="numpy", boundscheck=False, nogil=True, cache=True)(fn)
+
+
+@_jit
+def _log_block(x, xi, k):  # pragma: no cover - compiled
+    """``x ← ln x`` on one block (``xi``: ``x``'s int32 view; ``k``: int32 scratch) — portable._log_chunk."""
+    n = x.size
+    for j in range(n):  # musl's branch-free reduction: x = 2^k · m, m in [√2/2, √2)
+        b = xi[j] + np.int32(0x3F800000 - 0x3F3504F3)
+        k[j] = (b >> np.int32(23)) - np.int32(127)
+        xi[j] = (b & np.int32(0x007FFFFF)) + np.int32(0x3F3504F3)
+    for j in range(n):
+        f = x[j] - _ONE
+        s = f / (f + _TWO)
+        z = s * s
+        w = z * z
+        t1 = (w * _LG4 + _LG2) * w
+        t2 = (w * _LG3 + _LG1) * z
+        hfsq = (f * f) * _HALF
+        kf = f32(k[j])
+        r = ((t1 + t2) + hfsq) * s + kf * _LOG_LN2_LO
+        x[j] = kf * _LOG_LN2_HI - ((hfsq - r) - f)
+
+
+@_jit
+def _exp_block(x, s, si):  # pragma: no cover - compiled
+    """``x ← e^x`` on one block (``s``: float32 scratch, ``si`` its int32 view) — portable._exp_chunk."""
+    n = x.size
+    for j in range(n):
+        v = x[j]
+        v = _X_MIN if v < _X_MIN else v
+        v = _X_MAX if v > _X_MAX else v
+        k = (v * _INV_LN2 + _MAGIC) - _MAGIC  # round(v / ln2): |v / ln2| < 2^22
+        hi = v - k * _EXP_LN2_HI
+        lo = k * _EXP_LN2_LO
+        r = hi - lo
+        t = r * r
+        c = r - (t * _P2 + _P1) * t
+        x[j] = _ONE - ((lo - (r * c) / (_TWO - c)) - hi)
+        s[j] = k + _MAGIC  # its bits are 0x4B400000 + k
+    for j in range(n):
+        si[j] = (si[j] - np.int32(0x4B400000 - 127)) << np.int32(23)  # 2^k
+    for j in range(n):
+        x[j] = x[j] * s[j]
+
+
+@_jit
+def _log_all(x):  # pragma: no cover - compiled
+    xi = x.view(np.int32)
+    k = np.empty(_CHUNK, np.int32)
+    for a in range(0, x.size, _CHUNK):
+        b = min(a + _CHUNK, x.size)
+        _log_block(x[a:b], xi[a:b], k[: b - a])
+
+
+@_jit
+def _exp_all(x):  # pragma: no cover - compiled
+    s = np.empty(_CHUNK, np.float32)
+    si = s.view(np.int32)
+    for a in range(0, x.size, _CHUNK):
+        b = min(a + _CHUNK, x.size)
+        _exp_block(x[a:b], s[: b - a], si[: b - a])
+
+
+@_jit
+def _pow_all(x, p):  # pragma: no cover - compiled
+    """``x ← exp(p · ln x)`` block by block (``p`` float32)."""
+    xi = x.view(np.int32)
+    k = np.empty(_CHUNK, np.int32)
+    s = np.empty(_CHUNK, np.float32)
+    si = s.view(np.int32)
+    for a in range(0, x.size, _CHUNK):
+        b = min(a + _CHUNK, x.size)
+        blk = x[a:b]
+        _log_block(blk, xi[a:b], k[: b - a])
+        for j in range(b - a):
+            blk[j] = blk[j] * p
+        _exp_block(blk, s[: b - a], si[: b - a])
+
+
+@_jit
+def _radius_sq(r, ints, k):  # pragma: no cover - compiled
+    """``r ← -2 ln u1``, ``u1 = (ints + 1) / 2^24`` — the first half of portable.normal_'s pair math."""
+    for j in range(r.size):
+        r[j] = (f32(ints[j]) + _ONE) * _U  # u1 in (0, 1]
+    _log_block(r, r.view(np.int32), k)
+    for j in range(r.size):
+        r[j] = r[j] * _MINUS_TWO
+
+
+@_jit
+def _unit_vector_times(out_c, out_s, rad, u2, c, s):  # pragma: no cover - compiled
+    """``out_c = rad · cos 4φ``, ``out_s = rad · sin 4φ`` (``out_s`` may be one shorter), φ from the ints ``u2``
+    — portable._sincos_chunk; ``c``, ``s``: float32 scratch."""
+    for j in range(rad.size):
+        phi = (((f32(u2[j]) + _HALF) * _U) - _HALF) * _HALF_PI
+        p2 = phi * phi
+        cj = ((((((((p2 * _C5 + _C4) * p2) + _C3) * p2 + _C2) * p2) + _C1) * p2) + _ONE)
+        sj = ((((p2 * _S4 + _S3) * p2 + _S2) * p2 + _S1) * p2) * phi + phi
+        for _ in range(2):  # (cos 2a, sin 2a) = ((c − s)(c + s), 2 s c)
+            d = cj - sj
+            e = cj + sj
+            sj = (sj * cj) * _TWO
+            cj = d * e
+        c[j] = cj
+        s[j] = sj
+    for j in range(out_c.size):
+        out_c[j] = rad[j] * c[j]
+    for j in range(out_s.size):
+        out_s[j] = rad[j] * s[j]
+
+
+@_jit
+def _fixed_point_sum(x, scale):  # pragma: no cover - compiled
+    """``sum(int32(trunc(x · scale)))`` in int64 (``scale`` float32) — portable.exact_sum's inner loop."""
+    total = np.int64(0)
+    for j in range(x.size):
+        total += np.int64(np.int32(np.trunc(x[j] * scale)))
+    return total
+
+
+@_jit
+def _abs_max(x):  # pragma: no cover - compiled
+    top = f32(0.0)
+    nan = False
+    for j in range(x.size):
+        v = abs(x[j])
+        nan |= v != v
+        top = v if v > top else top
+    return f32(np.nan) if nan else top  # as torch's max, a NaN anywhere gives NaN
+
+
+def usable(x: Tensor) -> bool:
+    """Whether the compiled kernels can work on ``x`` in place (contiguous float32 on the CPU)."""
+    return ENABLED and x.device.type == "cpu" and x.dtype == torch.float32 and x.is_contiguous()
+
+
+def _np(x: Tensor) -> np.ndarray:
+    return x.detach().view(-1).numpy()
+
+
+def log_(x: Tensor) -> None:
+    _log_all(_np(x))
+
+
+def exp_(x: Tensor) -> None:
+    _exp_all(_np(x))
+
+
+def pow_(x: Tensor, p: float) -> None:
+    _pow_all(_np(x), f32(p))
+
+
+def normal_from_ints_(x: Tensor, ints: Tensor, rad: Tensor, k: Tensor, c: Tensor, sn: Tensor) -> None:
+    """``x`` ← the Box–Muller normals of ``ints`` (int32, ``2·ceil(n/2)`` values below 2^24), block by block;
+    ``rad``, ``c``, ``sn`` (float32) and ``k`` (int32) are scratch of at least one block.
+
+    The radius' square root is torch's ``sqrt_``: on this torch (MKL VML) it is not the correctly rounded
+    float32 square root (about 15 % of results differ by 1 ulp) but it is the same on every ISA, so the chip
+    scheme is defined with it and the compiled loops run on either side of it."""
+    out, iv = _np(x), ints.view(-1).numpy()
+    n, h = x.numel(), (x.numel() + 1) // 2
+    step = min(rad.numel(), k.numel(), c.numel(), sn.numel())
+    for a in range(0, h, step):
+        b = min(a + step, h)
+        r = rad[: b - a]
+        _radius_sq(r.numpy(), iv[a:b], k[: b - a].numpy())
+        r.sqrt_()
+        _unit_vector_times(out[a:b], out[h + a : min(h + b, n)], r.numpy(), iv[h + a : h + b],
+                           c[: b - a].numpy(), sn[: b - a].numpy())
+
+
+def fixed_point_sum(x: Tensor, scale: float) -> int:
+    return int(_fixed_point_sum(_np(x), f32(scale)))
+
+
+def abs_max(x: Tensor) -> float:
+    return float(_abs_max(_np(x)))

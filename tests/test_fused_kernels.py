@@ -1,0 +1,96 @@
+"""The numba kernels (device_models._fused) give the bits of the torch-op forms (device_models.portable)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from device_models import _fused, portable
+from device_models._workspace import Workspace
+
+pytestmark = pytest.mark.skipif(not _fused.ENABLED, reason="numba kernels disabled (ANALOG_PEFT_FUSED=0 or no numba)")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _both(fn, x: torch.Tensor, monkeypatch) -> tuple[torch.Tensor, torch.Tensor]:
+    fused = fn(x.clone())
+    with monkeypatch.context() as m:
+        m.setattr(_fused, "ENABLED", False)
+        plain = fn(x.clone())
+    return fused, plain
+
+
+def _same_bits(a: torch.Tensor, b: torch.Tensor) -> None:
+    assert a.shape == b.shape and a.dtype == b.dtype == torch.float32
+    diff = (a.view(torch.int32) != b.view(torch.int32)).nonzero()
+    assert diff.numel() == 0, f"{diff.numel()} elements differ, first at {diff[:3].tolist()}: {a[diff[:3, 0]]} vs {b[diff[:3, 0]]}"
+
+
+def _inputs(seed: int, n: int, lo: float, hi: float) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.empty(n).uniform_(lo, hi, generator=g)
+
+
+@pytest.mark.parametrize("n", [1, 7, 16385, 200_003])
+def test_exp_log_pow_are_the_torch_op_bits(n, monkeypatch):
+    work = Workspace()
+    x = _inputs(n, n, -100.0, 100.0)  # beyond exp's clamp on both sides
+    _same_bits(*_both(lambda v: portable.exp_(v, work), x, monkeypatch))
+    pos = torch.exp(_inputs(n + 1, n, -80.0, 80.0))  # positive normal floats over most of the range
+    _same_bits(*_both(lambda v: portable.log_(v, work), pos, monkeypatch))
+    _same_bits(*_both(lambda v: portable.pow_(v, 0.65, work), pos, monkeypatch))
+    _same_bits(*_both(lambda v: portable.pow_(v, -1.7, work), pos, monkeypatch))
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 32769, 100_001])
+def test_normal_draws_are_the_torch_op_bits(n, monkeypatch):
+    def draw(v: torch.Tensor) -> torch.Tensor:
+        return portable.normal_(v, torch.Generator().manual_seed(n), Workspace())
+
+    fused, plain = _both(draw, torch.empty(n), monkeypatch)
+    _same_bits(fused, plain)
+    if n > 10_000:  # and they are standard normal draws
+        assert abs(float(fused.mean())) < 5 / n**0.5 and abs(float(fused.std()) - 1) < 5 / n**0.5
+
+
+def test_exact_sums_are_the_torch_op_sums(monkeypatch):
+    x = _inputs(3, 123_457, -2.0, 5.0) * 1e-3
+    for fn in (portable.exact_sum, portable.mean_abs, portable.std):
+        fused, plain = _both(lambda v, fn=fn: torch.tensor([fn(v)], dtype=torch.float64), x, monkeypatch)
+        assert fused.item() == plain.item()
+    with pytest.raises(ValueError, match="non-finite"):
+        portable.exact_sum(torch.tensor([1.0, float("nan"), 2.0]))
+    with pytest.raises(ValueError, match="non-finite"):
+        portable.exact_sum(torch.tensor([1.0, float("inf")]))
+
+
+@pytest.mark.parametrize("cpu", ["generic", "haswell"])
+def test_other_code_generation_gives_the_same_bits(cpu, tmp_path):
+    """numba compiled for another CPU (no AVX at all / AVX2 without AVX-512) writes the same bits."""
+    script = (
+        "import torch, hashlib\n"
+        "from device_models import portable, _fused\n"
+        "from device_models._workspace import Workspace\n"
+        "assert _fused.ENABLED\n"
+        "g = torch.Generator().manual_seed(5); w = Workspace()\n"
+        "x = portable.normal_(torch.empty(50_001), g, w)\n"
+        "e = portable.exp_(x.clone().mul_(3.0), w)\n"
+        "p = portable.pow_(x.clone().abs_().add_(1e-3), 0.65, w)\n"
+        "h = hashlib.sha256(b''.join(t.numpy().tobytes() for t in (x, e, p))).hexdigest()\n"
+        "print(h, portable.mean_abs(x))\n"
+    )
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path), "PYTHONPATH": str(ROOT)}
+    outs = []
+    for name in (cpu, None):
+        e = dict(env)
+        if name:
+            e["NUMBA_CPU_NAME"] = name
+            e["NUMBA_CPU_FEATURES"] = ""
+        outs.append(subprocess.run([sys.executable, "-c", script], env=e, capture_output=True, text=True,
+                                   check=True, cwd=ROOT).stdout)
+    assert outs[0] == outs[1]
