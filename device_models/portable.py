@@ -236,7 +236,7 @@ def normal_(x: Tensor, generator: Generator, work: Workspace) -> Tensor:
         return x
     h = (n + 1) // 2
     ints = work.get("portable.ints", (2 * h,), flat, _I)
-    ints.random_(0, 1 << _BITS, generator=generator)
+    _fused.random_24_(ints, generator)  # = ints.random_(0, 1 << _BITS, generator=generator)
     if _fused.usable(flat):
         _fused.normal_from_ints_(flat, ints, *_scratch(work, flat, h, r=_F, i=_I, c=_F, s=_F))
         return x

@@ -94,3 +94,16 @@ def test_other_code_generation_gives_the_same_bits(cpu, tmp_path):
         outs.append(subprocess.run([sys.executable, "-c", script], env=e, capture_output=True, text=True,
                                    check=True, cwd=ROOT).stdout)
     assert outs[0] == outs[1]
+
+
+def test_mersenne_twister_continues_torchs_generator():
+    """The compiled MT19937 gives random_'s integers and leaves the generator where random_ would."""
+    assert _fused.MT_ENABLED, "the generator-state layout check failed on this torch: the MT runs in torch"
+    for seed in (0, 3, 2**62 + 11):
+        theirs, ours = torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed)
+        for n in (1, 5, 623, 624, 625, 1, 100_003, 2000):
+            a = torch.empty(n, dtype=torch.int32).random_(0, 1 << 24, generator=theirs)
+            b = _fused.random_24_(torch.empty(n, dtype=torch.int32), ours)
+            assert torch.equal(a, b), (seed, n)
+        assert torch.equal(theirs.get_state(), ours.get_state())
+        assert torch.equal(torch.rand(50, generator=theirs), torch.rand(50, generator=ours))
