@@ -175,6 +175,15 @@ def _fixed_point_sum(x, scale):  # pragma: no cover - compiled
 
 
 @_jit
+def _fixed_point_abs_sum(x, scale):  # pragma: no cover - compiled
+    """``sum(int32(trunc(|x| · scale)))`` in int64 — portable.exact_sum of ``|x|`` without an ``|x|`` buffer."""
+    total = np.int64(0)
+    for j in range(x.size):
+        total += np.int64(np.int32(np.trunc(abs(x[j]) * scale)))
+    return total
+
+
+@_jit
 def _abs_max(x):  # pragma: no cover - compiled
     top = f32(0.0)
     nan = False
@@ -319,8 +328,9 @@ def normal_from_ints_(x: Tensor, ints: Tensor, rad: Tensor, k: Tensor, c: Tensor
                            c[: b - a].numpy(), sn[: b - a].numpy())
 
 
-def fixed_point_sum(x: Tensor, scale: float) -> int:
-    return int(_fixed_point_sum(_np(x), f32(scale)))
+def fixed_point_sum(x: Tensor, scale: float, absolute: bool = False) -> int:
+    """The integer sum of ``trunc(x · scale)`` (of ``|x|`` if ``absolute``)."""
+    return int((_fixed_point_abs_sum if absolute else _fixed_point_sum)(_np(x), f32(scale)))
 
 
 def abs_max(x: Tensor) -> float:

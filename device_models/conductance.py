@@ -303,7 +303,8 @@ class PowerLawDriftModel(ConductanceModel):
         for s in parts:  # g_prog = (g_T + pns·σ_prog(g_T)·ξ).clamp(0); g_rel = (g_T / g_max).abs().clamp(ZERO_CLIP)
             bs = b[s]
             self.prog_sigma(gt[s], out=bs, scratch=gp[s])
-            bs.mul_(self.prog_noise_scale)
+            if self.prog_noise_scale != 1.0:  # × 1 is exact: skipped
+                bs.mul_(self.prog_noise_scale)
             bs.mul_(a[s])
             torch.add(gt[s], bs, out=gp[s])
             gp[s].clamp_(min=0.0)
@@ -316,7 +317,8 @@ class PowerLawDriftModel(ConductanceModel):
             a[s].mul_(b[s])
             torch.add(nf[s], a[s], out=nf[s])
             nf[s].abs_()
-            nf[s].mul_(self.drift_scale)
+            if self.drift_scale != 1.0:
+                nf[s].mul_(self.drift_scale)
         self._read_noise_q(gp, q.view(-1), work)  # Q_s depends on g_prog only: once per chip, not per time
         return {"g_prog": g_prog, "nu": nu, "q": q}
 
@@ -339,9 +341,8 @@ class PowerLawDriftModel(ConductanceModel):
         drift = t > 0
         if drift:  # g_drift = g_prog · ((t + t0)/t0)^(-ν) = g_prog · exp(-ν · ln((t + t0)/t0))
             log_ratio = portable.py_log((t + self.t0) / self.t0)
-            for s in parts:
-                torch.neg(nf[s], out=a[s])
-                a[s].mul_(log_ratio)
+            for s in parts:  # (-ν) · L, bit for bit
+                torch.mul(nf[s], -log_ratio, out=a[s])
             portable.exp_(a, work)
         q = tensors.get("q")  # Q_s(|g_prog| / g_max), kept from programming or computed here
         if q is None:
@@ -355,7 +356,8 @@ class PowerLawDriftModel(ConductanceModel):
                 torch.mul(gp[s], a[s], out=a[s])
             torch.mul(qf[s], accumulated, out=b[s])
             torch.abs(g_drift[s], out=c[s])
-            c[s].mul_(self.read_noise_scale)
+            if self.read_noise_scale != 1.0:
+                c[s].mul_(self.read_noise_scale)
             c[s].mul_(b[s])
         portable.normal_(b, generator, work)
         for s in parts:  # (g_drift + |g_drift|·read_noise_scale·σ·ξ).clamp(0)

@@ -262,13 +262,13 @@ def normal_(x: Tensor, generator: Generator, work: Workspace) -> Tensor:
 # -- exact reductions -----------------------------------------------------------------------------------
 
 
-def exact_sum(x: Tensor, top: float | None = None) -> float:
+def exact_sum(x: Tensor, top: float | None = None, absolute: bool = False) -> float:
     """The sum of float32 ``x`` in 31-bit fixed point, independent of order, ISA and threads.
 
     Each value is truncated (toward 0) to a multiple of ``2^-31 · 2^⌈log2 max|x|⌉`` — exact float32
     ops — and the integers are summed exactly in int64: |error| ≤ n · 2^-31 · max|x| (the sum of a
     tile's |W| to ~1e-9 of max|W| per weight, below float32 resolution of the mean). ``top``: ``max |x|``
-    if already known. Raises ``ValueError`` on inf/NaN.
+    if already known; ``absolute``: the sum of ``|x|``. Raises ``ValueError`` on inf/NaN.
     """
     flat = x.detach().reshape(-1)
     if flat.numel() == 0:
@@ -285,15 +285,18 @@ def exact_sum(x: Tensor, top: float | None = None) -> float:
     shift = 31 - math.frexp(top)[1]  # max |x| · 2^shift < 2^31
     scale, total = math.ldexp(1.0, shift), 0
     if fused:
-        return math.ldexp(float(_fused.fixed_point_sum(flat, scale)), -shift)
+        return math.ldexp(float(_fused.fixed_point_sum(flat, scale, absolute)), -shift)
     for sl in chunks(flat.numel(), flat.device):
-        v = flat[sl] * scale  # × 2^shift: exact (no overflow, and no underflow that matters: truncated below)
+        v = (flat[sl].abs() if absolute else flat[sl]) * scale  # × 2^shift: exact (no overflow, and no underflow that matters: truncated below)
         total += int(v.trunc_().to(torch.int32).sum(dtype=torch.int64))
     return math.ldexp(float(total), -shift)
 
 
 def mean_abs(x: Tensor, work: Workspace | None = None) -> float:
     """``mean |x|`` of a float32 tensor, independent of ISA, threads and order (``work``: scratch for |x|)."""
+    flat = x.detach().reshape(-1)
+    if flat.dtype == torch.float32 and _fused.usable(flat):
+        return exact_sum(flat, absolute=True) / max(flat.numel(), 1)
     if work is None:
         absx = x.detach().abs()
     else:
