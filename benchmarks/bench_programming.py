@@ -199,6 +199,19 @@ def interleaved_chip(model: nn.Module, chips: ChipProgrammer, chip: int, times: 
     return out
 
 
+def _compiled_kernels() -> dict:
+    """Whether the portable kernels and the Mersenne Twister ran compiled (device_models._fused), for which CPU."""
+    from device_models import _fused
+
+    info = {"enabled": _fused.ENABLED, "mersenne_twister": _fused.MT_ENABLED}
+    if _fused.numba is not None:
+        import llvmlite.binding as llvm
+
+        info["numba"] = _fused.numba.__version__
+        info["target_cpu"] = os.environ.get("NUMBA_CPU_NAME") or llvm.get_host_cpu_name()
+    return info
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--layers", type=int, default=12)
@@ -250,8 +263,10 @@ def main(argv: list[str] | None = None) -> dict:
         "load_avg_start": load, "load_avg_end": load_end,
         "peak_rss_mb": peak_rss_mb(),
         "cpu_isa": torch.backends.cpu.get_cpu_capability(),
+        "compiled_kernels": _compiled_kernels(),
     }
     rows = [[k, a[k], o[k], f"{speedup[k]:.2f}×", f"{paired[k]:.2f}×"] for k in ("program_s", "drift_per_t_s", "chip_s")]
+    print(f"torch kernels {result['cpu_isa']}, compiled portable kernels {result['compiled_kernels']}")
     print(f"programming + drift, {n_weights / 1e6:.1f}M analog weights in {len(tiles)} tiles, "
           f"{args.repeats} chips × {len(times)} time points, steps alternating; load avg {load} → {load_end}")
     print(table(["step", "aihwkit (s, median)", "ours (s, median)", "speed-up (of medians)",
