@@ -156,13 +156,18 @@ def cmd_plan(args: argparse.Namespace) -> None:
 
 
 def table(runs: Path, tasks: list[str], methods: list[str]) -> tuple[str, pd.DataFrame]:
-    rows = []
+    rows, pending = [], []
     for t in tasks:
         for m in methods:
             lr = best_lr(runs, m)
             if lr is None:
+                pending.append(f"{t}/{m} (sweep)")
                 continue
             sums = [s for s in (_summary(runs, t, m, lr, seed) for seed in SEEDS) if s is not None]
+            if len(sums) < len(SEEDS):
+                pending.append(f"{t}/{m} ({len(SEEDS) - len(sums)} seed{'s' if len(SEEDS) - len(sums) > 1 else ''})")
+            if not sums:
+                continue
             vals = np.array([s["metric"] for s in sums])
             rows.append({"task": t, "method": m, "label": METHODS[m][0], "metric": sums[0]["metric_name"], "lr": lr,
                          "seeds": len(vals), "mean": vals.mean(), "std": vals.std(ddof=1) if len(vals) > 1 else np.nan,
@@ -186,6 +191,8 @@ def table(runs: Path, tasks: list[str], methods: list[str]) -> tuple[str, pd.Dat
             sweep = ", ".join(f"{k}: {100 * v:.2f}" for k, v in r.sweep.items())
             out.append(f"| {r.label} | {r.lr:g} | {r.seeds} | {100 * r.mean:.2f}{std} | {sweep} | {r.trainable:,} | "
                        f"{r.wall_s:.0f} |")
+    if pending:
+        out.append(f"\n*Not yet run (of {len(SEEDS)} seeds at the best rate):* " + ", ".join(pending) + ".")
     return "\n".join(out) + "\n", df.drop(columns="sweep")
 
 
