@@ -9,7 +9,7 @@ many elements run at once, never an element's result, so the bits are those of t
 (``tests/test_fused_kernels.py`` checks both against each other, also for numba's ``haswell`` and ``generic``
 code generation, and the chip fingerprints hold with and without them). torch's Mersenne Twister (the
 integers behind every draw) also runs here, continued from and written back to the ``Generator``'s state:
-the same integers as ``random_`` and the same state after, at about 2.5× its speed (checked at import).
+the same integers as ``random_`` and the same state after, at about 50× its speed (checked at import).
 
 Used for contiguous float32 CPU tensors when numba is importable and ``ANALOG_PEFT_FUSED`` is not ``0``
 (:data:`ENABLED`); everything else (GPU tensors, no numba) takes the torch-op forms: a chip's seed gives the
@@ -194,28 +194,183 @@ def _abs_max(x):  # pragma: no cover - compiled
     return f32(np.nan) if nan else top  # as torch's max, a NaN anywhere gives NaN
 
 
+# -- the differential-pair mapping (device_models.conductance.ConductanceModel) --------------------------------
+
+
+@_jit
+def _pair_targets(w, scale, g_max, g):  # pragma: no cover - compiled
+    """``g[:n] ← clamp(w·scale, 0, g_max)``, ``g[n:] ← clamp(-(w·scale), 0, g_max)`` (``n = w.size``)."""
+    n = w.size
+    zero = f32(0.0)
+    for j in range(n):
+        v = w[j] * scale
+        p = zero if v < zero else v
+        g[j] = g_max if g_max < p else p
+        m = -v
+        m = zero if m < zero else m
+        g[n + j] = g_max if g_max < m else m
+
+
+@_jit
+def _pair_weights(g, scale, out):  # pragma: no cover - compiled
+    """``out ← (g[:n] - g[n:]) / scale``."""
+    n = out.size
+    for j in range(n):
+        out[j] = (g[j] - g[n + j]) / scale
+
+
+# -- the power-law drift physics (device_models.conductance, device_models.pcm), one pass per law ---------------
+
+
+@_jit
+def _program_targets(gt, xi, gp, grel, coeffs, g_max, sig_scale, pns, use_pns, zero_clip):  # pragma: no cover
+    """PowerLawDriftModel.program_conductances' first loop: ``gp ← max(0, g_T + σ_prog(g_T)·[pns]·ξ)``,
+    ``grel ← max(ZERO_CLIP, |g_T / g_max|)``, σ_prog by Horner's scheme in ``g_T / g_max`` (``coeffs``
+    ascending, float32); ``gp`` and ``grel`` double as the block's scratch, as in the torch-op form."""
+    nc = coeffs.size
+    zero = f32(0.0)
+    for a in range(0, gt.size, _CHUNK):
+        b = min(a + _CHUNK, gt.size)
+        g, x, v, e = gt[a:b], gp[a:b], grel[a:b], xi[a:b]
+        for j in range(b - a):
+            x[j] = g[j] / g_max
+        if nc == 1:
+            v[:] = coeffs[0]
+        else:
+            for j in range(b - a):
+                v[j] = x[j] * coeffs[nc - 1] + coeffs[nc - 2]
+            for i in range(nc - 3, -1, -1):
+                c = coeffs[i]
+                for j in range(b - a):
+                    v[j] = v[j] * x[j] + c
+        for j in range(b - a):
+            sj = v[j] * sig_scale
+            if use_pns:
+                sj = sj * pns
+            p = g[j] + sj * e[j]
+            x[j] = zero if p < zero else p
+            r = abs(g[j] / g_max)
+            v[j] = zero_clip if r < zero_clip else r
+
+
+@_jit
+def _abs_nu(nu, sig, xi, ds, use_ds):  # pragma: no cover - compiled
+    """``ν ← |μ + σ·ξ| [· drift_scale]`` in place of ``μ`` (``sig`` is overwritten by ``σ·ξ``)."""
+    for j in range(nu.size):
+        d = sig[j] * xi[j]
+        sig[j] = d
+        v = abs(nu[j] + d)
+        nu[j] = v * ds if use_ds else v
+
+
+@_jit
+def _clipped_lines_of_log(x, zero_clip, law1, out1, law2, out2):  # pragma: no cover - compiled
+    """``x ← ln max(x, ZERO_CLIP)``; ``out_i ← clamp(slope_i · x + intercept_i, lo_i, hi_i)`` for
+    ``law_i = (slope, intercept, lo, hi)`` (float32) — PCM's drift-exponent statistics."""
+    xi = x.view(np.int32)
+    k = np.empty(_CHUNK, np.int32)
+    for a in range(0, x.size, _CHUNK):
+        b = min(a + _CHUNK, x.size)
+        blk = x[a:b]
+        for j in range(b - a):
+            blk[j] = zero_clip if blk[j] < zero_clip else blk[j]
+        _log_block(blk, xi[a:b], k[: b - a])
+        _clipped_line(blk, law1, out1[a:b])
+        _clipped_line(blk, law2, out2[a:b])
+
+
+@_jit
+def _clipped_line(x, law, out):  # pragma: no cover - compiled
+    slope, intercept, lo, hi = law[0], law[1], law[2], law[3]
+    for j in range(x.size):
+        v = x[j] * slope + intercept
+        v = lo if v < lo else v
+        out[j] = hi if hi < v else v
+
+
+@_jit
+def _capped_inverse_power(gp, q, g_max, p, lo, c, hi):  # pragma: no cover - compiled
+    """``q ← min(hi, c · 1/max(lo, (|gp| / g_max)^p))`` — PCM's 1/f read-noise amplitude Q_s."""
+    qi = q.view(np.int32)
+    k = np.empty(_CHUNK, np.int32)
+    s = np.empty(_CHUNK, np.float32)
+    si = s.view(np.int32)
+    one = f32(1.0)
+    for a in range(0, q.size, _CHUNK):
+        b = min(a + _CHUNK, q.size)
+        blk = q[a:b]
+        g = gp[a:b]
+        for j in range(b - a):
+            blk[j] = abs(g[j]) / g_max
+        _log_block(blk, qi[a:b], k[: b - a])
+        for j in range(b - a):
+            blk[j] = blk[j] * p
+        _exp_block(blk, s[: b - a], si[: b - a])
+        for j in range(b - a):
+            v = blk[j]
+            v = lo if v < lo else v
+            v = (one / v) * c
+            blk[j] = hi if hi < v else v
+
+
+@_jit
+def _drift_read(gp, nu, q, xi, out, neg_log_ratio, accumulated, rns, use_rns, drift):  # pragma: no cover
+    """PowerLawDriftModel.read_conductances: ``g_d = g_prog · exp(-ν · L)`` (``g_prog`` if not ``drift``),
+    ``out ← max(0, g_d + (|g_d| [· rns]) · (Q_s · accumulated) · ξ)``."""
+    d = np.empty(_CHUNK, np.float32)
+    s = np.empty(_CHUNK, np.float32)
+    si = s.view(np.int32)
+    zero = f32(0.0)
+    for a in range(0, gp.size, _CHUNK):
+        b = min(a + _CHUNK, gp.size)
+        m = b - a
+        g, blk = gp[a:b], d[:m]
+        if drift:
+            n_ = nu[a:b]
+            for j in range(m):
+                blk[j] = n_[j] * neg_log_ratio
+            _exp_block(blk, s[:m], si[:m])
+            for j in range(m):
+                blk[j] = g[j] * blk[j]
+        else:
+            blk[:] = g
+        qq, e, o = q[a:b], xi[a:b], out[a:b]
+        for j in range(m):
+            v = abs(blk[j])
+            if use_rns:
+                v = v * rns
+            v = (v * (qq[j] * accumulated)) * e[j]
+            v = blk[j] + v
+            o[j] = zero if v < zero else v
+
+
 # -- torch's Mersenne Twister, continued from a Generator's state ---------------------------------------------
 _N, _M = 624, 397
 _MATRIX_A, _UPPER, _LOWER = np.uint32(0x9908B0DF), np.uint32(0x80000000), np.uint32(0x7FFFFFFF)
 
 
+_U32 = np.uint32
+
+
 @_jit
 def _twist(mt):  # pragma: no cover - compiled
-    """MT19937's state transition (ATen's ``mt19937::next_state``), branch-free."""
-    one = np.uint32(1)
+    """MT19937's state transition (ATen's ``mt19937::next_state``), branch-free; every step cast back to uint32
+    (numba widens integer arithmetic to 64 bits otherwise, which halves the vector width)."""
+    one = _U32(1)
     for k in range(_N - _M):
-        y = (mt[k] & _UPPER) | (mt[k + 1] & _LOWER)
-        mt[k] = mt[k + _M] ^ (y >> one) ^ ((y & one) * _MATRIX_A)
+        y = _U32((mt[k] & _UPPER) | (mt[k + 1] & _LOWER))
+        mt[k] = _U32(mt[k + _M] ^ _U32(y >> one) ^ _U32(_U32(y & one) * _MATRIX_A))
     for k in range(_N - _M, _N - 1):
-        y = (mt[k] & _UPPER) | (mt[k + 1] & _LOWER)
-        mt[k] = mt[k + _M - _N] ^ (y >> one) ^ ((y & one) * _MATRIX_A)
-    y = (mt[_N - 1] & _UPPER) | (mt[0] & _LOWER)
-    mt[_N - 1] = mt[_M - 1] ^ (y >> one) ^ ((y & one) * _MATRIX_A)
+        y = _U32((mt[k] & _UPPER) | (mt[k + 1] & _LOWER))
+        mt[k] = _U32(mt[k + _M - _N] ^ _U32(y >> one) ^ _U32(_U32(y & one) * _MATRIX_A))
+    y = _U32((mt[_N - 1] & _UPPER) | (mt[0] & _LOWER))
+    mt[_N - 1] = _U32(mt[_M - 1] ^ _U32(y >> one) ^ _U32(_U32(y & one) * _MATRIX_A))
 
 
 @_jit
 def _mt_fill(out, mt, left, nxt, mask):  # pragma: no cover - compiled
-    """``out[i] = mask & (next tempered output)``, as ATen's ``mt19937::operator()``; returns (left, next)."""
+    """``out[i] = mask & (next tempered output)``, as ATen's ``mt19937::operator()``; returns (left, next).
+    The tempering runs on up to 624 words at a time, in uint32 lanes."""
     n = out.size
     i = 0
     while i < n:
@@ -225,13 +380,14 @@ def _mt_fill(out, mt, left, nxt, mask):  # pragma: no cover - compiled
             left = _N
             nxt = 0
         m = min(n - i, left)
+        src, dst = mt[nxt : nxt + m], out[i : i + m]
         for j in range(m):
-            y = mt[nxt + j]
-            y ^= y >> np.uint32(11)
-            y ^= (y << np.uint32(7)) & np.uint32(0x9D2C5680)
-            y ^= (y << np.uint32(15)) & np.uint32(0xEFC60000)
-            y ^= y >> np.uint32(18)
-            out[i + j] = np.int32(y & mask)
+            y = src[j]
+            y = _U32(y ^ _U32(y >> _U32(11)))
+            y = _U32(y ^ _U32(_U32(y << _U32(7)) & _U32(0x9D2C5680)))
+            y = _U32(y ^ _U32(_U32(y << _U32(15)) & _U32(0xEFC60000)))
+            y = _U32(y ^ _U32(y >> _U32(18)))
+            dst[j] = np.int32(y & mask)
         nxt += m
         left -= m - 1
         i += m
@@ -335,3 +491,42 @@ def fixed_point_sum(x: Tensor, scale: float, absolute: bool = False) -> int:
 
 def abs_max(x: Tensor) -> float:
     return float(_abs_max(_np(x)))
+
+
+def _f32s(values) -> np.ndarray:
+    return np.asarray(values, dtype=np.float64).astype(np.float32)
+
+
+def program_targets_(gt: Tensor, xi: Tensor, gp: Tensor, grel: Tensor, coeffs: tuple[float, ...], g_max: float,
+                     sig_scale: float, pns: float, zero_clip: float) -> None:
+    _program_targets(_np(gt), _np(xi), _np(gp), _np(grel), _f32s(coeffs), f32(g_max), f32(sig_scale), f32(pns),
+                     pns != 1.0, f32(zero_clip))
+
+
+def abs_nu_(nu: Tensor, sig: Tensor, xi: Tensor, drift_scale: float) -> None:
+    _abs_nu(_np(nu), _np(sig), _np(xi), f32(drift_scale), drift_scale != 1.0)
+
+
+def clipped_lines_of_log_(x: Tensor, zero_clip: float, law1: tuple[float, ...], out1: Tensor,
+                          law2: tuple[float, ...], out2: Tensor) -> None:
+    _clipped_lines_of_log(_np(x), f32(zero_clip), _f32s(law1), _np(out1), _f32s(law2), _np(out2))
+
+
+def capped_inverse_power_(gp: Tensor, q: Tensor, g_max: float, p: float, lo: float, c: float, hi: float) -> None:
+    _capped_inverse_power(_np(gp), _np(q), f32(g_max), f32(p), f32(lo), f32(c), f32(hi))
+
+
+def drift_read_(gp: Tensor, nu: Tensor, q: Tensor, xi: Tensor, out: Tensor, log_ratio: float | None,
+                accumulated: float, rns: float) -> None:
+    """``log_ratio``: ``ln((t + t0)/t0)``, ``None`` at ``t = 0`` (no drift)."""
+    drift = log_ratio is not None
+    _drift_read(_np(gp), _np(nu), _np(q), _np(xi), _np(out), f32(-log_ratio if drift else 0.0), f32(accumulated),
+                f32(rns), rns != 1.0, drift)
+
+
+def pair_targets_(w: Tensor, scale: float, g_max: float, g: Tensor) -> None:
+    _pair_targets(_np(w), f32(scale), f32(g_max), _np(g))
+
+
+def pair_weights_(g: Tensor, scale: float, out: Tensor) -> None:
+    _pair_weights(_np(g), f32(scale), _np(out))

@@ -38,12 +38,13 @@ from typing import ClassVar
 import torch
 from torch import Generator, Tensor
 
-from device_models import portable
+from device_models import _fused, portable
 from device_models._workspace import Workspace, chunks, reusable
 from device_models.base import DeviceModel, DeviceModelError, ProgrammedState
 
 #: Lower clip of relative conductances before taking logs (as aihwkit's ``_ZERO_CLIP``).
 ZERO_CLIP = 1e-7
+_ZERO_CLIP_F32 = float(torch.tensor(ZERO_CLIP, dtype=torch.float32))  # as a float32 clamp bound reads back
 
 
 def polyval(coeffs: tuple[float, ...], x: Tensor, out: Tensor | None = None) -> Tensor:
@@ -115,11 +116,15 @@ class ConductanceModel(DeviceModel):
                 g[s].mul_(scale)
                 g[s].add_(self.g_min)
             return g.view(1, *weights.shape), scale, w_min
+        g = work.get("g_target", (2 * n,), weights)
+        if n and _fused.usable(w) and _fused.usable(g):  # the same bits in one compiled pass (max|W| keeps NaN)
+            scale = self.g_max / max(_fused.abs_max(w), _ZERO_CLIP_F32)
+            _fused.pair_targets_(w, scale, self.g_max, g)
+            return g.view(2, *weights.shape), scale, 0.0
         scaled = work.get("w", (n,), weights)  # g± = clamp(±w·scale, 0, g_max), scale = g_max / max|W|
         for s in parts:
             torch.abs(w[s], out=scaled[s])
         scale = self.g_max / scaled.max().clamp(min=ZERO_CLIP).item()
-        g = work.get("g_target", (2 * n,), weights)
         for s in parts:
             sc, hi = scaled[s], g[n + s.start : n + s.stop]
             torch.mul(w[s], scale, out=sc)
@@ -136,6 +141,9 @@ class ConductanceModel(DeviceModel):
             return out.copy_(self.to_weights(g, state))
         n = out.numel()
         flat, o = g.reshape(-1), out.view(-1)
+        if self.differential and _fused.usable(flat) and _fused.usable(o):  # the same bits in one compiled pass
+            _fused.pair_weights_(flat, state.scale, o)
+            return out
         for s in chunks(n, out.device):
             if self.differential:  # w = (g+ - g-) / scale
                 torch.sub(flat[s], flat[n + s.start : n + s.stop], out=o[s])
@@ -299,26 +307,34 @@ class PowerLawDriftModel(ConductanceModel):
         gt, gp, nf = g_target.reshape(-1), g_prog.view(-1), nu.view(-1)
         a, b = work.get("a", (n,), g_target), work.get("b", (n,), g_target)
         parts = chunks(n, g_target.device)
+        fused = all(_fused.usable(x) for x in (gt, gp, nf, a, b))  # the same bits in one compiled pass per law
         portable.normal_(a, generator, work)
-        for s in parts:  # g_prog = (g_T + pns·σ_prog(g_T)·ξ).clamp(0); g_rel = (g_T / g_max).abs().clamp(ZERO_CLIP)
-            bs = b[s]
-            self.prog_sigma(gt[s], out=bs, scratch=gp[s])
-            if self.prog_noise_scale != 1.0:  # × 1 is exact: skipped
-                bs.mul_(self.prog_noise_scale)
-            bs.mul_(a[s])
-            torch.add(gt[s], bs, out=gp[s])
-            gp[s].clamp_(min=0.0)
-            torch.div(gt[s], self.g_max, out=bs)
-            bs.abs_()
-            bs.clamp_(min=ZERO_CLIP)
+        if fused:
+            _fused.program_targets_(gt, a, gp, b, self.prog_coeff, self.g_max,
+                                    self.g_max / self.prog_coeff_g_max_reference, self.prog_noise_scale, ZERO_CLIP)
+        else:
+            for s in parts:  # g_prog = (g_T + pns·σ_prog(g_T)·ξ).clamp(0); g_rel = |g_T / g_max|.clamp(ZERO_CLIP)
+                bs = b[s]
+                self.prog_sigma(gt[s], out=bs, scratch=gp[s])
+                if self.prog_noise_scale != 1.0:  # × 1 is exact: skipped
+                    bs.mul_(self.prog_noise_scale)
+                bs.mul_(a[s])
+                torch.add(gt[s], bs, out=gp[s])
+                gp[s].clamp_(min=0.0)
+                torch.div(gt[s], self.g_max, out=bs)
+                bs.abs_()
+                bs.clamp_(min=ZERO_CLIP)
         self.drift_stats_into(b, nf, a, work)
         portable.normal_(b, generator, work)
-        for s in parts:  # ν = (μ + σ·ξ).abs() · drift_scale
-            a[s].mul_(b[s])
-            torch.add(nf[s], a[s], out=nf[s])
-            nf[s].abs_()
-            if self.drift_scale != 1.0:
-                nf[s].mul_(self.drift_scale)
+        if fused:
+            _fused.abs_nu_(nf, a, b, self.drift_scale)
+        else:
+            for s in parts:  # ν = (μ + σ·ξ).abs() · drift_scale
+                a[s].mul_(b[s])
+                torch.add(nf[s], a[s], out=nf[s])
+                nf[s].abs_()
+                if self.drift_scale != 1.0:
+                    nf[s].mul_(self.drift_scale)
         self._read_noise_q(gp, q.view(-1), work)  # Q_s depends on g_prog only: once per chip, not per time
         return {"g_prog": g_prog, "nu": nu, "q": q}
 
@@ -339,12 +355,20 @@ class PowerLawDriftModel(ConductanceModel):
         a, b, c = (work.get(k, (n,), g_prog) for k in ("a", "b", "c"))
         parts = chunks(n, g_prog.device)
         drift = t > 0
+        q = tensors.get("q")  # Q_s(|g_prog| / g_max), kept from programming or computed here
+        if all(_fused.usable(x) for x in (gp, nf, b, c)) and (q is None or _fused.usable(q)):
+            if q is None:
+                q = work.get("q", (n,), g_prog)
+                self._read_noise_q(gp, q, work)
+            portable.normal_(b, generator, work)  # the read's only draw, as below: the same bits in one pass
+            _fused.drift_read_(gp, nf, q.reshape(-1), b, c, portable.py_log((t + self.t0) / self.t0) if drift else None,
+                               self.accumulated_read_noise(t), self.read_noise_scale)
+            return c.view(g_prog.shape)
         if drift:  # g_drift = g_prog · ((t + t0)/t0)^(-ν) = g_prog · exp(-ν · ln((t + t0)/t0))
             log_ratio = portable.py_log((t + self.t0) / self.t0)
             for s in parts:  # (-ν) · L, bit for bit
                 torch.mul(nf[s], -log_ratio, out=a[s])
             portable.exp_(a, work)
-        q = tensors.get("q")  # Q_s(|g_prog| / g_max), kept from programming or computed here
         if q is None:
             q = b
             self._read_noise_q(gp, q, work)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from torch import Tensor
 
-from device_models import portable
+from device_models import _fused, portable
 from device_models._workspace import Workspace, chunks
 from device_models.base import DeviceModelError
 from device_models.conductance import ZERO_CLIP, PowerLawDriftModel, clipped_line_
@@ -54,18 +55,31 @@ class PCM(PowerLawDriftModel):
         if len(self.nu_mean) != 4 or len(self.nu_std) != 4:
             raise DeviceModelError(f"{self.name}: nu_mean and nu_std are (slope, intercept, min, max)")
 
+    #: Q_s = min(cap, c / max(floor, x^p)) as ``(p, floor, c, cap)``
+    q_law: ClassVar[tuple[float, float, float, float]] = (0.65, 1e-3, 0.0088, 0.2)
+
     def drift_stats_into(self, g_rel: Tensor, mu: Tensor, sig: Tensor, work: Workspace) -> None:
+        if all(_fused.usable(x) for x in (g_rel, mu, sig)):  # the same bits in one compiled pass
+            _fused.clipped_lines_of_log_(g_rel, ZERO_CLIP, self.nu_mean, mu, self.nu_std, sig)
+            return
         g_rel.clamp_(min=ZERO_CLIP)
         portable.log_(g_rel, work)  # μ and σ share the log
         for s in chunks(g_rel.numel(), g_rel.device):
             clipped_line_(g_rel[s], self.nu_mean, mu[s])
             clipped_line_(g_rel[s], self.nu_std, sig[s])
 
+    def _read_noise_q(self, gp: Tensor, q: Tensor, work: Workspace) -> None:
+        if _fused.usable(gp) and _fused.usable(q):  # |g_prog| / g_max and the law in one compiled pass
+            _fused.capped_inverse_power_(gp, q, self.g_max, *self.q_law)
+        else:
+            super()._read_noise_q(gp, q, work)
+
     def read_noise_q_into(self, g_rel: Tensor, work: Workspace) -> None:
-        portable.pow_(g_rel, 0.65, work)
-        for s in chunks(g_rel.numel(), g_rel.device):  # min(0.2, 0.0088 / max(1e-3, x)); c / x == c · (1/x)
+        p, floor, c, cap = self.q_law
+        portable.pow_(g_rel, p, work)
+        for s in chunks(g_rel.numel(), g_rel.device):  # min(cap, c / max(floor, x)); c / x == c · (1/x)
             q = g_rel[s]
-            q.clamp_(min=1e-3)
+            q.clamp_(min=floor)
             q.reciprocal_()
-            q.mul_(0.0088)
-            q.clamp_(max=0.2)
+            q.mul_(c)
+            q.clamp_(max=cap)

@@ -71,7 +71,8 @@ def test_exact_sums_are_the_torch_op_sums(monkeypatch):
 
 @pytest.mark.parametrize("cpu", ["generic", "haswell"])
 def test_other_code_generation_gives_the_same_bits(cpu, tmp_path):
-    """numba compiled for another CPU (no AVX at all / AVX2 without AVX-512) writes the same bits."""
+    """numba compiled for another CPU (no AVX at all / AVX2 without AVX-512) writes the same bits (the portable
+    kernels and a PCM chip's programming and read)."""
     script = (
         "import torch, hashlib\n"
         "from device_models import portable, _fused\n"
@@ -81,7 +82,10 @@ def test_other_code_generation_gives_the_same_bits(cpu, tmp_path):
         "x = portable.normal_(torch.empty(50_001), g, w)\n"
         "e = portable.exp_(x.clone().mul_(3.0), w)\n"
         "p = portable.pow_(x.clone().abs_().add_(1e-3), 0.65, w)\n"
-        "h = hashlib.sha256(b''.join(t.numpy().tobytes() for t in (x, e, p))).hexdigest()\n"
+        "from device_models.registry import get\n"
+        "m = get('pcm'); wt = x.reshape(-1, 1).clone(); st = m.program_into(wt, g, w)\n"
+        "r = torch.empty_like(wt); m.read_into(st, 86400.0, g, r, w)\n"
+        "h = hashlib.sha256(b''.join(t.numpy().tobytes() for t in (x, e, p, r, *st.tensors.values()))).hexdigest()\n"
         "print(h, portable.mean_abs(x))\n"
     )
     env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path), "PYTHONPATH": str(ROOT)}
@@ -107,3 +111,70 @@ def test_mersenne_twister_continues_torchs_generator():
             assert torch.equal(a, b), (seed, n)
         assert torch.equal(theirs.get_state(), ours.get_state())
         assert torch.equal(torch.rand(50, generator=theirs), torch.rand(50, generator=ours))
+
+
+def _chip_bits(model, w: torch.Tensor, times: tuple[float, ...], drop_q: bool) -> list[torch.Tensor]:
+    g = torch.Generator().manual_seed(17)
+    work = Workspace()
+    state = model.program_into(w, g, work)
+    if drop_q:  # a state without Q_s (computed at read time)
+        state.tensors.pop("q")
+    out = [t.clone() for t in state.tensors.values()]
+    for t in times:
+        read = torch.empty_like(w)
+        model.read_into(state, t, g, read, work)
+        out.append(read)
+    return out
+
+
+@pytest.mark.parametrize("name,kwargs,drop_q", [
+    ("pcm", {}, False),
+    ("pcm", {"prog_noise_scale": 1.7, "drift_scale": 0.6, "read_noise_scale": 2.5, "g_max": 18.0}, True),
+    ("pcm", {"prog_coeff": (0.3,)}, False),  # a constant programming noise
+    ("hermes", {}, False),
+])
+def test_power_law_physics_is_the_torch_op_bits(name, kwargs, drop_q, monkeypatch):
+    """Programming (σ_prog, g_prog, ν, Q_s) and reading (drift, read noise) compiled per law: the same bits as
+    the torch-op forms, incl. exact zeros (clamped conductances) and t = 0 (no drift)."""
+    from device_models.registry import get
+
+    model = get(name, **kwargs)
+    w = _inputs(2, 200_003, -1.0, 1.0).reshape(-1, 1)
+    w[::97] = 0.0
+    fused = _chip_bits(model, w, (0.0, 1.0, 86400.0, 3.15e7), drop_q)
+    with monkeypatch.context() as m:
+        m.setattr(_fused, "ENABLED", False)
+        plain = _chip_bits(model, w, (0.0, 1.0, 86400.0, 3.15e7), drop_q)
+    for a, b in zip(fused, plain, strict=True):
+        _same_bits(a, b)
+    assert (fused[0] == 0).any(), "the test should cover clamped (zero) conductances"
+
+
+@pytest.mark.parametrize("fill", [None, 0.0, 3e-8, float("nan")])
+def test_pair_mapping_is_the_torch_op_bits(fill, monkeypatch):
+    """Weights → (g+, g-) → weights compiled: the same scale and bits, also for an all-zero / tiny tile (the
+    ZERO_CLIP floor) and NaN weights (propagated, as torch's max does)."""
+    from device_models.pcm import PCM
+
+    model = PCM()
+    w = _inputs(4, 70_007, -0.3, 0.2).reshape(7, -1)
+    if fill is not None:
+        w[:] = fill if fill == fill else 0.0
+        if fill != fill:
+            w[3, 5] = fill
+
+    def mapped(v: torch.Tensor):
+        g, scale, _ = model.to_conductances(v, Workspace())
+        g = g.clone()
+        return g, scale, model.to_weights(g, type("S", (), {"scale": scale, "offset": 0.0})())
+
+    gf, sf, wf = mapped(w.clone())
+    with monkeypatch.context() as m:
+        m.setattr(_fused, "ENABLED", False)
+        gp, sp, wp = mapped(w.clone())
+    if fill != fill:  # a NaN weight makes the whole tile NaN in both (NaN payload bits carry no meaning)
+        assert sf != sf and sp != sp and gf.isnan().all() and gp.isnan().all() and wf.isnan().all()
+        return
+    assert sf == sp
+    _same_bits(gf, gp)
+    _same_bits(wf, wp)
