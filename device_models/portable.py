@@ -5,9 +5,11 @@ AVX-512, libm in the ``default`` kernels; the scalar tail of each thread's range
 so their last bits depend on the CPU and on ``torch.get_num_threads()``; float reductions (``sum``,
 ``mean``, ``std``) depend on the order in which vector lanes and threads add up. A chip that is a pure
 function of its seed must not use them. Everything here is built from IEEE-754 operations that are
-correctly rounded on every ISA (``+ - * /``, ``sqrt``, comparisons, ``abs``, ``clamp``, ``round``,
-integer and bit operations), one torch op at a time (so no compiler fuses two roundings into an FMA), and
-from the integer stream of the ``torch.Generator`` (serial Mersenne Twister on CPU):
+correctly rounded on every ISA (``+ - * /``, comparisons, ``abs``, ``clamp``, ``round``, integer and bit
+operations), one torch op at a time (so no compiler fuses two roundings into an FMA), torch's float32
+``sqrt`` (on this CPU build it is MKL VML's, **not** correctly rounded — about 15 % of results are 1 ulp off —
+but the same on every ISA: ``tests/test_chip_fingerprints.py`` runs under the default, AVX2 and AVX-512
+kernels), and the integer stream of the ``torch.Generator`` (serial Mersenne Twister on CPU):
 
 * :func:`normal_` — Box–Muller from 24-bit uniforms: ``r = sqrt(-2 ln u1)``, angle from ``u2``;
   no ``where``/comparisons (torch's are slow): branch-free reductions only;
@@ -19,8 +21,8 @@ from the integer stream of the ``torch.Generator`` (serial Mersenne Twister on C
 
 The in-place kernels run chunk by chunk (:data:`CHUNK` elements) in a :class:`Workspace`'s reusable
 buffers; the chunking and the thread count change nothing in the result. On CPU tensors the same operations
-run compiled, element by element (:mod:`device_models._fused`, numba without fast-math): the same bits, 3–5×
-faster; the torch-op forms here are the definition, the fallback and what GPUs run. Domains: ``log_`` takes
+run compiled, element by element (:mod:`device_models._fused`, numba without fast-math; the physics laws of
+:mod:`device_models.conductance` and :mod:`device_models.pcm` likewise): the same bits, 3–5× faster; the torch-op forms here are the definition, the fallback and what GPUs run. Domains: ``log_`` takes
 positive normal floats, ``exp_`` clamps its argument to ``[-87, 88]`` (results ``>= 1.6e-38``),
 ``normal_`` gives ``|z| <= 5.77`` (24-bit uniforms, as torch's own ``randn``).
 
