@@ -16,9 +16,11 @@ HERE = Path(__file__).resolve().parent
 #: an AVX2 machine's kernels on an AVX-512 one: torch's AVX2 kernels and numba code for Haswell (AVX2, FMA unused)
 AVX2 = {"ATEN_CPU_CAPABILITY": "avx2", "NUMBA_CPU_NAME": "haswell", "NUMBA_CPU_FEATURES": "",
         "NUMBA_CACHE_DIR": "/tmp/analog_peft_numba_haswell"}
+#: a chip = programming + drifts at 1 s, 1 h, 1 d, 30 d, 1 y, 10 y (issue 17's measure)
+SIX_TIMES = "1,3600,86400,2592000,31536000,315360000"
 SUITES: list[tuple[str, list[str]]] = [
-    ("bench_programming.py", ["--layers", "1", "--repeats", "3", "--times", "1,86400,31536000"]),
-    ("bench_programming.py", ["--layers", "1", "--repeats", "3", "--times", "1,86400,31536000", "--out",
+    ("bench_programming.py", ["--layers", "1", "--repeats", "3", "--times", SIX_TIMES]),
+    ("bench_programming.py", ["--layers", "1", "--repeats", "3", "--times", SIX_TIMES, "--out",
                               "programming_avx2", "--isa", "avx2"]),
     ("bench_montecarlo.py", ["--n", "64", "--chips", "1", "--times", "1,86400,31536000", "--repeats", "3"]),
     ("bench_montecarlo.py", ["--n", "872", "--chips", "1", "--times", "1,86400,31536000", "--out", "montecarlo_n872",
