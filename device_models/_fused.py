@@ -131,11 +131,16 @@ def _pow_all(x, p):  # pragma: no cover - compiled
     si = s.view(np.int32)
     for a in range(0, x.size, _CHUNK):
         b = min(a + _CHUNK, x.size)
-        blk = x[a:b]
-        _log_block(blk, xi[a:b], k[: b - a])
-        for j in range(b - a):
-            blk[j] = blk[j] * p
-        _exp_block(blk, s[: b - a], si[: b - a])
+        _pow_block(x[a:b], xi[a:b], k[: b - a], s[: b - a], si[: b - a], p)
+
+
+@_jit
+def _pow_block(x, xi, k, s, si, p):  # pragma: no cover - compiled
+    """``x ← exp(p · ln x)`` on one block (scratch as :func:`_log_block` and :func:`_exp_block`)."""
+    _log_block(x, xi, k)
+    for j in range(x.size):
+        x[j] = x[j] * p
+    _exp_block(x, s, si)
 
 
 @_jit
@@ -307,10 +312,7 @@ def _capped_inverse_power(gp, q, g_max, p, lo, c, hi):  # pragma: no cover - com
         g = gp[a:b]
         for j in range(b - a):
             blk[j] = abs(g[j]) / g_max
-        _log_block(blk, qi[a:b], k[: b - a])
-        for j in range(b - a):
-            blk[j] = blk[j] * p
-        _exp_block(blk, s[: b - a], si[: b - a])
+        _pow_block(blk, qi[a:b], k[: b - a], s[: b - a], si[: b - a], p)
         for j in range(b - a):
             v = blk[j]
             v = lo if v < lo else v

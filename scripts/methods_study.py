@@ -21,11 +21,11 @@ import argparse
 import json
 import shutil
 import sys
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from study_jobs import train_all  # scripts/ is on sys.path as the script's folder
 
 COMMON = {
     "model": "minilm-l6", "rpu": "ideal", "batch_size": 16, "eval_batch_size": 64, "schedule": "linear",
@@ -75,21 +75,9 @@ def _config_fields(task: str, method: str, lr: float, seed: int) -> dict:
 SMOKE = {"train_examples": 64, "eval_examples": 64, "epochs": 1}
 
 
-def _train_one(job: tuple[str, str, float, int, str, bool]) -> str:
-    import torch
-
-    torch.set_num_threads(1)
-    from analog_peft.training import TrainConfig, train
-
-    task, method, lr, seed, runs, smoke = job
-    out = Path(runs) / run_name(task, method, lr, seed)
-    if (out / "summary.json").is_file():
-        return f"[{out.relative_to(runs)}] kept"
-    config = TrainConfig.from_dict({**_config_fields(task, method, lr, seed), **(SMOKE if smoke else {}),
-                                    "out_dir": str(out), "resume": out.is_dir()})
-    result = train(config)
-    return (f"[{out.relative_to(runs)}] {result.metric_name} = {result.best_metric:.4f} "
-            f"({result.summary['wall_time_s']:.0f} s)")
+def _job(task: str, method: str, lr: float, seed: int, runs: str, smoke: bool) -> tuple[str, dict, str]:
+    return (str(Path(runs) / run_name(task, method, lr, seed)),
+            {**_config_fields(task, method, lr, seed), **(SMOKE if smoke else {})}, runs)
 
 
 def _methods(args: argparse.Namespace) -> list[str]:
@@ -109,9 +97,7 @@ def _tasks(args: argparse.Namespace) -> list[str]:
 
 
 def _run(jobs: list, workers: int) -> None:
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        for line in pool.map(_train_one, jobs):
-            print(line, flush=True)
+    train_all([_job(*j) for j in jobs], workers)
 
 
 def _summary(runs: Path, task: str, method: str, lr: float, seed: int) -> dict | None:

@@ -20,13 +20,14 @@ import argparse
 import json
 import shutil
 import sys
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from study_jobs import train_all  # noqa: E402 - scripts/ is on sys.path as the script's folder
 
 from analog_peft.montecarlo import stats  # noqa: E402
 from analog_peft.montecarlo.stats.hierarchical import hierarchical_paired  # noqa: E402
@@ -72,31 +73,13 @@ def _run_name(name: str, seed: int) -> str:
     return f"{name}_s{seed}"
 
 
-def _train_one(job: tuple[str, int, str]) -> str:
-    import torch
-
-    torch.set_num_threads(1)
-    from analog_peft.training import TrainConfig, train
-
-    name, seed, runs = job
-    out = Path(runs) / _run_name(name, seed)
-    if (out / "summary.json").is_file():
-        return f"[{out.name}] kept"
-    fields = RUNS[name][1]
-    config = TrainConfig.from_dict({**COMMON, **fields, "seed": seed, "out_dir": str(out), "resume": out.is_dir()})
-    result = train(config)
-    return f"[{out.name}] {result.metric_name} = {result.best_metric:.4f} ({result.summary['wall_time_s']:.0f} s)"
-
-
 def cmd_train(args: argparse.Namespace) -> None:
     names = args.only.split(",") if args.only else list(RUNS)
     unknown = sorted(set(names) - set(RUNS))
     if unknown:
         sys.exit(f"unknown run(s) {unknown}; runs: {list(RUNS)}")
-    jobs = [(n, s, args.runs) for s in args.seeds for n in names]
-    with ProcessPoolExecutor(max_workers=args.workers) as pool:
-        for line in pool.map(_train_one, jobs):
-            print(line, flush=True)
+    train_all([(str(Path(args.runs) / _run_name(n, s)), {**COMMON, **RUNS[n][1], "seed": s}, args.runs)
+               for s in args.seeds for n in names], args.workers)
 
 
 # -- chip Monte Carlo ---------------------------------------------------------------------------------------
