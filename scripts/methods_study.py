@@ -179,6 +179,14 @@ def table(runs: Path, tasks: list[str], methods: list[str]) -> tuple[str, pd.Dat
                        f"{r.wall_s:.0f} |")
     if pending:
         out.append(f"\n*Not yet run (of {len(SEEDS)} seeds at the best rate):* " + ", ".join(pending) + ".")
+    used = {run_name(r.task, r.method, r.lr, seed) for r in df.itertuples() for seed in SEEDS}
+    used |= {run_name(SWEEP_TASK, m, lr, 0) for m in methods for lr in METHODS[m][2]}
+    probes = [(p.parent.relative_to(runs).as_posix(), json.loads(p.read_text()))
+              for t in tasks for p in sorted((runs / t).glob("*/summary.json"))]
+    probes = [(name, s) for name, s in probes if name not in used]
+    if probes:
+        out.append("\n*Other runs (probes, not at the best rate):* " + ", ".join(
+            f"{name}: {s['metric_name']} {100 * s['metric']:.2f}" for name, s in probes) + ".")
     return "\n".join(out) + "\n", df.drop(columns="sweep")
 
 

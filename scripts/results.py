@@ -247,6 +247,9 @@ CURRENT_STUDIES = [
     ("(f) Against hardware: the PCM model next to Chen et al. 2025", "docs/hardware_comparison.md",
      "docs/hardware_comparison/tables.md",
      ".venv/bin/python scripts/hardware_comparison.py report --out docs/hardware_comparison"),
+    ("(g) Methods side by side: learning-rate sweep, then three seeds per task (in progress)",
+     "docs/methods_side_by_side/tables.md", "docs/methods_side_by_side/tables.md",
+     ".venv/bin/python scripts/methods_study.py report --out docs/methods_side_by_side"),
 ]
 
 

@@ -16,6 +16,7 @@ STUDIES = [
     ("stochgrasp_study.py", ["--artifacts", str(REPO / "artifacts/sst2_sg")], "docs/stochgrasp_variants",
      ("tables.md", "training.csv", "chips_summary.csv", "paired_vs_grasp.csv", "paired_vs_grasp_inj.csv")),
     ("hardware_comparison.py", [], "docs/hardware_comparison", ("tables.md", "summary.csv")),
+    ("methods_study.py", [], "docs/methods_side_by_side", ("tables.md", "methods.csv")),
 ]
 
 
