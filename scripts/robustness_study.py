@@ -1,0 +1,226 @@
+"""Robustness of every method and seed on chips (issue 19, item 2): the adapters of ``methods_study.py`` (every
+seed at each method's best rate) deployed on ≥ 50 seeded chips over the device grids, full dev sets, with the
+hierarchical statistics (training seeds × chips × sentences).
+
+    .venv/bin/python scripts/robustness_study.py plan --task sst2                   # studies and CPU estimate
+    OMP_NUM_THREADS=1 .venv/bin/python scripts/robustness_study.py run --task sst2  # every study, middles first
+    .venv/bin/python scripts/robustness_study.py report --export runs/robust --out docs/robustness
+
+Grids (:data:`GRIDS`): relative Gaussian per layer (σ = η · max|W| of the layer, ``ideal`` tiles) from about one
+point lost to near chance, the same per output column (σ = η · max|W| of the row: a column-wise remapped
+crossbar, smaller σ at the same η), and PCM, HERMES and ReRAM (``mapped`` tiles, global drift compensation) over
+their time grids. Adapters were trained on the digital (``ideal``) base; deploying them on ``mapped`` tiles is the
+recorded conversion override. All methods of one study share the chips (periphery deployment; full fine-tuning
+programs its own weights with the same per-tile seeds). Each study is one resumable Monte Carlo run
+(``runs/robust/<task>/<study>``): a killed run resumes at its first missing chip. ``report`` reads only the
+exported results (``--export`` copies results, manifests and per-example predictions to ``OUT/mc``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pandas as pd
+from methods_study import BUDGETS, METHODS, SEEDS, best_lr, run_name  # scripts/ is the script's folder
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from analog_peft.montecarlo import stats  # noqa: E402
+from analog_peft.montecarlo.stats.hierarchical import hierarchical_paired, hierarchical_summary  # noqa: E402
+
+DAY, YEAR = 86400.0, 365 * 86400.0
+TIMES = (1.0, 3600.0, DAY, 30 * DAY, YEAR)
+#: study name → (device model, tiles, times); the Gaussian grids are per η
+GRIDS: dict[str, tuple[dict, str, tuple[float, ...]]] = {
+    **{f"gauss_layer_{e:g}": ({"name": "gaussian", "eta": e}, "ideal", (1.0,))
+       for e in (0.0025, 0.005, 0.01, 0.015, 0.02, 0.03)},
+    **{f"gauss_column_{e:g}": ({"name": "gaussian", "eta": e, "scale": "column_max"}, "ideal", (1.0,))
+       for e in (0.01, 0.02, 0.04, 0.08)},
+    "pcm": ({"name": "pcm"}, "mapped", TIMES),
+    "hermes": ({"name": "hermes"}, "mapped", TIMES),
+    "reram": ({"name": "reram"}, "mapped", TIMES),
+}
+#: run first: the middle of each grid, so a partial study already answers the fidelity question
+MIDDLES = ("gauss_layer_0.01", "pcm", "gauss_column_0.02", "hermes", "reram")
+REFERENCE = "grasp"  # every method is compared with deterministic GRASP on the same chips
+#: measured seconds of one chip × time × adapter evaluation per dev example (MiniLM-L6, 1 thread), for ``plan``
+SECONDS_PER_EXAMPLE = {"sst2": 0.0025, "mrpc": 0.006, "stsb": 0.006, "cola": 0.0025}
+DEV_SIZES = {"sst2": 872, "mrpc": 408, "stsb": 1500, "cola": 1043}
+YIELD_R = 0.95  # a chip passes when it keeps 95 % of the best digital score of all methods
+
+
+def _adapters(runs: Path, task: str, methods: list[str]) -> list:
+    """One ``MethodSpec`` per trained seed (``METHOD@SEED``); methods without all seeds are skipped, said so."""
+    from analog_peft.montecarlo.engine import MethodSpec
+
+    out = []
+    for m in methods:
+        lr = best_lr(runs, m)
+        dirs = [(s, runs / run_name(task, m, lr, s) / "adapter" / "best") for s in SEEDS] if lr is not None else []
+        dirs = [(s, d) for s, d in dirs if (d / "adapter_config.json").is_file() or d.is_dir()]
+        if len(dirs) < len(SEEDS):
+            print(f"skip {task}/{m}: {len(dirs)} of {len(SEEDS)} seeds' adapters under {runs}", flush=True)
+            continue
+        out += [MethodSpec(f"{m}@{s}", str(d.resolve())) for s, d in dirs]
+    return out
+
+
+def studies(args: argparse.Namespace) -> dict:
+    """Study name → Monte Carlo config, middles first."""
+    from analog_peft.montecarlo.engine import MonteCarloConfig
+
+    methods = _adapters(Path(args.runs), args.task, _names(args.methods, METHODS, "method"))
+    common = {"methods": methods, "task": args.task, "split": "dev", "n_chips": args.chips, "seed": 0,
+              "batch_size": 64, "max_length": BUDGETS[args.task]["max_length"], "deployment": "periphery",
+              "max_examples": args.max_examples, "allow_conversion_override": True}
+    names = _names(args.only, GRIDS, "study")
+    names = [n for n in MIDDLES if n in names] + [n for n in names if n not in MIDDLES]
+    return {n: MonteCarloConfig(**common, device_model=GRIDS[n][0], rpu=GRIDS[n][1], times=list(GRIDS[n][2]),
+                                run=f"{args.task}_{n}") for n in names}
+
+
+def _names(arg: str, known, what: str) -> list[str]:
+    names = [x for x in arg.split(",") if x] if arg else list(known)
+    unknown = sorted(set(names) - set(known))
+    if unknown:
+        sys.exit(f"unknown {what}(s) {unknown}; choose from {', '.join(known)}")
+    return names
+
+
+def cmd_plan(args: argparse.Namespace) -> None:
+    configs = studies(args)
+    n = args.max_examples or DEV_SIZES[args.task]
+    total = 0.0
+    for name, c in configs.items():
+        evals = len(c.methods) * c.n_chips * len(c.times)
+        total += evals * n * SECONDS_PER_EXAMPLE[args.task]
+        print(f"{name}: {len(c.methods)} adapters × {c.n_chips} chips × {len(c.times)} times = {evals} evaluations")
+    print(f"≈ {total / 3600:.1f} CPU-hours ({n} dev examples each)")
+
+
+def cmd_run(args: argparse.Namespace) -> None:
+    from analog_peft.montecarlo.engine import run_montecarlo
+
+    configs = studies(args)
+    if not next(iter(configs.values())).methods:
+        sys.exit(f"no adapters with all seeds under {args.runs}: run methods_study.py seeds --task {args.task} first")
+    for name, config in configs.items():
+        print(f"[{args.task}/{name}] {len(config.methods)} adapters", flush=True)
+        run_montecarlo(config, Path(args.out) / args.task / name, workers=args.workers, progress=False)
+
+
+# -- report -------------------------------------------------------------------------------------------------
+MC_FILES = ("results.csv", "manifest.json", "montecarlo_config.toml", "per_example.npz")
+
+
+def export(src: Path, out: Path) -> None:
+    from analog_peft.montecarlo.engine import collect
+
+    for manifest in sorted(src.glob("*/*/manifest.json")):
+        run = manifest.parent
+        collect(run)
+        dest = out / "mc" / run.relative_to(src)
+        dest.mkdir(parents=True, exist_ok=True)
+        for f in MC_FILES:
+            shutil.copy2(run / f, dest / f)
+
+
+def _load(run: Path):
+    from analog_peft.montecarlo.examples import load_per_example
+    from analog_peft.montecarlo.files import read_results_csv
+    from analog_peft.tasks import get_task
+
+    df = read_results_csv(run / "results.csv")
+    manifest = json.loads((run / "manifest.json").read_text())
+    metric = get_task(manifest["task"]).metric
+    return df[df["metric"] == metric], metric, manifest["eval_set_size"], load_per_example(run)
+
+
+def study_tables(run: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per method and time: seeds × chips × sentences mean and CI, chip percentiles, yield; per method − GRASP:
+    the same for the paired difference plus the Wilcoxon p of the chip means (seeds averaged per chip)."""
+    df, metric, n, per_example = _load(run)
+    summary = hierarchical_summary(df, per_example, metric)
+    chips = stats.collapse_replicates(df)
+    analog = stats.analog_rows(chips)
+    best = stats.digital_reference(chips)["digital"].max()
+    thr = stats.relative_threshold_value(best, YIELD_R)
+    per_chip = analog.groupby(["method", "t"])["value"]
+    extra = pd.DataFrame({"p5": per_chip.quantile(0.05), f"yield_{round(100 * YIELD_R)}": per_chip.apply(
+        lambda v: float((v >= thr).mean()))}).reset_index()
+    digital = stats.digital_reference(df).assign(method=lambda d: d["method"].map(lambda m: stats.replicate_of(m)[0]))
+    digital = digital.groupby("method")["digital"].agg(digital="mean", digital_std="std").reset_index()
+    summary = summary.merge(extra, on=["method", "t"], how="left").merge(digital, on="method", how="left")
+    pairs = []
+    for m in (m for m in pd.unique(chips["method"]) if m != REFERENCE):
+        chip_p = stats.paired(chips, m, REFERENCE, n_examples=n)
+        hier = hierarchical_paired(df, per_example, m, REFERENCE, metric)
+        pairs.append(chip_p[["t", "mean_diff", "ci_low", "ci_high", "wilcoxon_p"]].merge(
+            hier[["t", "ci_low", "ci_high"]].rename(columns={"ci_low": "hier_low", "ci_high": "hier_high"}), on="t")
+            .assign(a=m, b=REFERENCE))
+    return summary.assign(study=run.name), (pd.concat(pairs, ignore_index=True).assign(study=run.name)
+                                            if pairs else pd.DataFrame())
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    out = Path(args.out)
+    if args.export:
+        export(Path(args.export), out)
+    runs = sorted(p.parent for p in (out / "mc").glob("*/*/results.csv"))
+    if not runs:
+        sys.exit(f"no exported studies under {out / 'mc'}: run `run`, then `report --export runs/robust`")
+    summaries, pairs = zip(*(study_tables(r) for r in runs), strict=True)
+    summary = pd.concat(summaries, ignore_index=True)
+    paired = stats.add_holm(pd.concat([p for p in pairs if not p.empty], ignore_index=True))
+    summary.to_csv(out / "summary.csv", index=False)
+    paired.to_csv(out / "paired_vs_grasp.csv", index=False)
+    lines = [f"Robustness (issue 19, item 2): means with their seeds × chips × sentences 95 % CI; p5 = the "
+             f"5th-percentile chip (seeds averaged per chip); yield = chips keeping {100 * YIELD_R:.0f} % of the best "
+             f"digital score; Δ vs GRASP on the same chips with its chip CI, the seeds × chips × sentences CI and "
+             f"the Holm-adjusted Wilcoxon p over all {len(paired)} comparisons.", ""]
+    for run in runs:
+        s, p = summary[summary["study"] == run.name], paired[paired["study"] == run.name]
+        lines += [f"## {run.parent.name} / {run.name}", "", "| method | digital (mean ± std over seeds) | t | "
+                  "chips: mean [CI] | p5 | yield | Δ vs GRASP [chip CI] | Δ [all-sources CI] | Holm p |",
+                  "|---|---:|---|---:|---:|---:|---:|---:|---:|"]
+        for r in s.sort_values(["t", "method"]).itertuples():
+            q = p[(p["a"] == r.method) & (p["t"] == r.t)]
+            cells = ["", "", ""] if q.empty else [
+                f"{100 * q.mean_diff.iloc[0]:+.2f} [{100 * q.ci_low.iloc[0]:+.2f}, {100 * q.ci_high.iloc[0]:+.2f}]",
+                f"[{100 * q.hier_low.iloc[0]:+.2f}, {100 * q.hier_high.iloc[0]:+.2f}]", f"{q.p_holm.iloc[0]:.2g}"]
+            lines.append(f"| {r.method} | {100 * r.digital:.2f} ± {100 * r.digital_std:.2f} | {stats.format_time(r.t)} | {100 * r.estimate:.2f} [{100 * r.ci_low:.2f}, "
+                         f"{100 * r.ci_high:.2f}] | {100 * r.p5:.2f} | {getattr(r, f'yield_{round(100 * YIELD_R)}'):.2f} | "
+                         + " | ".join(cells) + " |")
+        lines.append("")
+    (out / "tables.md").write_text("\n".join(lines))
+    print("\n".join(lines))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    for name, fn in (("plan", cmd_plan), ("run", cmd_run), ("report", cmd_report)):
+        s = sub.add_parser(name)
+        s.set_defaults(fn=fn)
+        if name == "report":
+            s.add_argument("--out", default="docs/robustness", help="reads OUT/mc (the committed data)")
+            s.add_argument("--export", default="", help="first copy these studies' results to OUT/mc")
+            continue
+        s.add_argument("--task", default="sst2", choices=list(BUDGETS))
+        s.add_argument("--methods", default="", help="comma-separated subset of " + ",".join(METHODS))
+        s.add_argument("--only", default="", help="comma-separated subset of the studies: " + ",".join(GRIDS))
+        s.add_argument("--chips", type=int, default=50)
+        s.add_argument("--max-examples", type=int, default=None, help="a dev subset (smoke tests only)")
+        s.add_argument("--runs", default="runs/methods", help="the methods study's runs (adapters)")
+        s.add_argument("--out", default="runs/robust")
+        s.add_argument("--workers", type=int, default=1)
+    args = p.parse_args()
+    args.fn(args)
+
+
+if __name__ == "__main__":
+    main()
