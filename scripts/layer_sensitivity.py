@@ -284,6 +284,7 @@ def cmd_report(args: argparse.Namespace) -> None:
             dest.mkdir(parents=True, exist_ok=True)
             for f in ("results.csv", "manifest.json", "montecarlo_config.toml"):
                 shutil.copy2(run / f, dest / f)
+        shutil.copy2(runs / "ranking.json", out / "runs" / "ranking.json")  # report --runs <out>/runs reruns it
     print(f"wrote {out}/tables.md, scopes.csv, keep_digital.csv, layer_loss_grid.csv, two plots")
 
 
