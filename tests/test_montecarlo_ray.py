@@ -33,6 +33,8 @@ except ImportError:  # the cluster tests skip; the missing-Ray error is still ch
     ray = None
 
 N_CHIPS = 4
+#: seconds before a wait counts as a hang: generous, since on a loaded 2-core machine an actor takes minutes to start
+HANG_GUARD_S = 900
 GAUSS = {"name": "gaussian", "params": {"eta": 0.02}}
 
 
@@ -86,6 +88,14 @@ def assert_same_run(run: Path, reference: Path) -> None:
                 assert got[key].dtype == want[key].dtype and np.array_equal(got[key], want[key]), (name, key)
 
 
+def wait_for_free_cpus(n: int) -> None:
+    """Block until ``n`` CPUs of the cluster are free (killed actors release theirs asynchronously)."""
+    deadline = time.time() + HANG_GUARD_S
+    while time.time() < deadline and ray.available_resources().get("CPU", 0) < n:
+        time.sleep(0.5)
+    assert ray.available_resources().get("CPU", 0) >= n, f"{n} CPUs not free after {HANG_GUARD_S} s"
+
+
 def test_ray_table_is_identical_to_the_in_process_run(cluster, config, reference, tmp_path):
     run_montecarlo(config, tmp_path / "ray", executor="ray", progress=False)
     assert_same_run(tmp_path / "ray", reference)
@@ -127,12 +137,13 @@ def test_a_killed_driver_resumes_to_the_same_table(cluster, config, reference, t
     run = tmp_path / "ray"
     env = {**os.environ, "RAY_ADDRESS": cluster["address"]}  # the subprocess joins the module's cluster
     proc = subprocess.Popen([sys.executable, "-c", DRIVER, json.dumps(config.to_dict()), str(run)], env=env)
-    deadline = time.time() + 240
+    deadline = time.time() + HANG_GUARD_S
     while time.time() < deadline and len(list((run / "chips").glob("chip_*.csv"))) < 2 and proc.poll() is None:
         time.sleep(0.2)
     assert proc.poll() is None, "the driver should still be running (hung after its second chip)"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
+    wait_for_free_cpus(2)  # the dead driver's actors hold the CPUs until Ray notices the job is gone
     chips = sorted(p.name for p in (run / "chips").glob("chip_*"))
     assert len(chips) == 4 and not (run / "results.csv").exists()  # 2 chips (csv + npz), the run unfinished
     run_montecarlo(config, run, workers=1, executor="ray", progress=False)  # the 2 chips left, on one actor
@@ -140,11 +151,12 @@ def test_a_killed_driver_resumes_to_the_same_table(cluster, config, reference, t
 
 
 def test_actors_reserve_one_cpu_and_evaluate_on_eval_threads(cluster, config):
+    wait_for_free_cpus(2)  # the earlier tests' actors are gone
     # OMP_NUM_THREADS=2 in the actor's environment: torch would use 2 threads unless the actor limits them
     cls = rx.remote_actor_class(ray).options(runtime_env={"env_vars": {"OMP_NUM_THREADS": "2"}})
     actor = cls.remote(config.to_dict())
     try:
-        info = ray.get(actor.threads.remote(), timeout=120)
+        info = ray.get(actor.threads.remote(), timeout=HANG_GUARD_S)
         assert info["omp"] == "2" and info["torch"] == EVAL_THREADS == rx.ACTOR_CPUS
         deadline = time.time() + 30
         while time.time() < deadline and ray.available_resources().get("CPU", 0) != 2 - rx.ACTOR_CPUS:
