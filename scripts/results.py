@@ -242,7 +242,9 @@ CURRENT_STUDIES = [
     ("(c) StochGRASP done properly: sampling forms, σ targets, injection, one sample per chip",
      "docs/stochgrasp_variants.md", "docs/stochgrasp_variants/tables.md",
      ".venv/bin/python scripts/stochgrasp_study.py report --out docs/stochgrasp_variants"),
-    ("(d) Where the noise hurts: layer and role sensitivity", "docs/layer_sensitivity.md", None, ""),
+    ("(d) Where the noise hurts: layer and role sensitivity", "docs/layer_sensitivity.md",
+     "docs/layer_sensitivity/tables.md",
+     ".venv/bin/python scripts/layer_sensitivity.py report --runs docs/layer_sensitivity/runs --out docs/layer_sensitivity"),
     ("(e) Decoders on chips: SmolLM2 on E2E, LoRA vs GRASP", "docs/montecarlo_decoders.md", None, ""),
     ("(f) Against hardware: the PCM model next to Chen et al. 2025", "docs/hardware_comparison.md",
      "docs/hardware_comparison/tables.md",
@@ -250,6 +252,9 @@ CURRENT_STUDIES = [
     ("(g) Methods side by side: learning-rate sweep, then three seeds per task (in progress)",
      "docs/methods_side_by_side/tables.md", "docs/methods_side_by_side/tables.md",
      ".venv/bin/python scripts/methods_study.py report --out docs/methods_side_by_side"),
+    ("(h) Robustness: every seed of each method on 50 chips, full dev set, hierarchical CIs (in progress)",
+     "docs/robustness/tables.md", "docs/robustness/tables.md",
+     ".venv/bin/python scripts/robustness_study.py report --out docs/robustness"),
 ]
 
 

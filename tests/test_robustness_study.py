@@ -53,3 +53,31 @@ def test_unknown_studies_and_missing_adapters_are_refused(tmp_path):
         robustness_study.studies(_args(tmp_path, only="gauss_layer_0.5"))
     with pytest.raises(SystemExit, match="no adapters with all seeds"):
         robustness_study.cmd_run(_args(tmp_path))
+
+
+def test_a_study_still_running_is_not_exported(tmp_path, capsys):
+    run = tmp_path / "src" / "sst2" / "pcm"
+    (run / "chips").mkdir(parents=True)
+    (run / "manifest.json").write_text(json.dumps({"n_chips": 50}))
+    for k in range(2):
+        (run / "chips" / f"chip_{k:05d}.csv").write_text("")
+    robustness_study.export(tmp_path / "src", tmp_path / "out")
+    assert "skip sst2/pcm: 2 of 50 chips" in capsys.readouterr().out
+    assert not (tmp_path / "out").exists()
+
+
+def test_fidelity_criteria_each_hold_or_fail():
+    import pandas as pd
+
+    ycols = {f"yield_{round(100 * r)}": None for r in robustness_study.YIELD_RS}
+    def row(method, p5, yields):
+        return {"study": "s", "t": 1.0, "method": method, "p5": p5, **dict(zip(ycols, yields, strict=True))}
+    summary = pd.DataFrame([row("grasp", 0.55, (0.0, 0.0, 0.38)), row("inj", 0.66, (0.0, 0.08, 0.94)),
+                            row("sg", 0.59, (0.0, 0.0, 0.32))])
+    paired = pd.DataFrame([{"study": "s", "t": 1.0, "a": "inj", "mean_diff": 0.076, "p_holm": 1e-8},
+                           {"study": "s", "t": 1.0, "a": "sg", "mean_diff": 0.035, "p_holm": 0.02}])
+    f = robustness_study.fidelity_rows(summary, paired).set_index("method")
+    assert f.loc["inj", ["mean_ok", "p5_ok", "p_ok", "yield_ok", "all_ok"]].tolist() == [True] * 5
+    assert f.loc["inj", "yield_ratio_80"] == pytest.approx(0.94 / 0.38)
+    assert f.loc["sg", ["mean_ok", "p5_ok", "p_ok", "yield_ok", "all_ok"]].tolist() == [True, False, False, False, False]
+    assert f.loc["sg", "p5_diff"] == pytest.approx(0.04)
