@@ -202,7 +202,7 @@ def fidelity_rows(summary: pd.DataFrame, paired: pd.DataFrame) -> pd.DataFrame:
         rows.append({"study": q.study, "t": q.t, "method": q.a, "mean_diff": q.mean_diff, "p5_diff": d_p5,
                      "p_holm": q.p_holm, **{f"yield_ratio_{round(100 * r)}": x for r, x in zip(YIELD_RS, ratios, strict=True)},
                      "mean_ok": q.mean_diff >= FIDELITY["mean"], "p5_ok": d_p5 >= FIDELITY["p5"],
-                     "p_ok": q.p_holm < FIDELITY["p"],
+                     "p_ok": bool(q.p_holm < FIDELITY["p"] and q.mean_diff > 0),  # significant and better
                      "yield_ok": any(x >= FIDELITY["yield_ratio"] for x in ratios if x == x)})
     out = pd.DataFrame(rows)
     return out.assign(all_ok=out[["mean_ok", "p5_ok", "p_ok", "yield_ok"]].all(axis=1)) if rows else out

@@ -81,3 +81,5 @@ def test_fidelity_criteria_each_hold_or_fail():
     assert f.loc["inj", "yield_ratio_80"] == pytest.approx(0.94 / 0.38)
     assert f.loc["sg", ["mean_ok", "p5_ok", "p_ok", "yield_ok", "all_ok"]].tolist() == [True, False, False, False, False]
     assert f.loc["sg", "p5_diff"] == pytest.approx(0.04)
+    worse = robustness_study.fidelity_rows(summary, paired.assign(mean_diff=-0.05, p_holm=1e-9))
+    assert not worse["p_ok"].any()  # a significant loss is not a significant gain
