@@ -25,6 +25,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+from fidelity import BAR, criteria, yield_col, yield_ratios  # scripts/ is the script's folder
 from methods_study import BUDGETS, METHODS, SEEDS, best_lr, run_name  # scripts/ is the script's folder
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -53,9 +54,6 @@ SECONDS_PER_EXAMPLE = {"sst2": 0.008, "mrpc": 0.016, "stsb": 0.016, "cola": 0.00
 DEV_SIZES = {"sst2": 872, "mrpc": 408, "stsb": 1500, "cola": 1043}
 #: a chip passes when it keeps this share of the best digital score of all methods (one column each)
 YIELD_RS = (0.95, 0.90, 0.80)
-#: the fidelity question (issue 19): a noise-aware method beats GRASP by ≥ 3 points in mean, ≥ 5 at the
-#: 5th-percentile chip, Holm-adjusted p < 0.01, and ≥ 2× GRASP's yield at one of the common thresholds
-FIDELITY = {"mean": 0.03, "p5": 0.05, "p": 0.01, "yield_ratio": 2.0}
 
 
 def _adapters(runs: Path, task: str, methods: list[str]) -> list:
@@ -161,12 +159,11 @@ def study_tables(run: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     summary = hierarchical_summary(df, per_example, metric)
     chips = stats.collapse_replicates(df)
     analog = stats.analog_rows(chips)
-    best = stats.digital_reference(chips)["digital"].max()
-    per_chip = analog.groupby(["method", "t"])["value"]
-    thresholds = {r: stats.relative_threshold_value(best, r) for r in YIELD_RS}
-    extra = pd.DataFrame({"p5": per_chip.quantile(0.05), **{
-        _yield_col(r): per_chip.apply(lambda v, thr=thr: float((v >= thr).mean())) for r, thr in thresholds.items()}
-    }).reset_index()
+    extra = analog.groupby(["method", "t"])["value"].quantile(0.05).rename("p5").reset_index()
+    for r in YIELD_RS:  # against the best digital score of the study's adapters
+        y = stats.yield_table(chips, relative_threshold=r, reference="best")
+        extra = extra.merge(y[["method", "t", "yield_common"]].rename(columns={"yield_common": yield_col(r)}),
+                            on=["method", "t"])
     digital = stats.digital_reference(df).assign(method=lambda d: d["method"].map(lambda m: stats.replicate_of(m)[0]))
     digital = digital.groupby("method")["digital"].agg(digital="mean", digital_std="std").reset_index()
     summary = summary.merge(extra, on=["method", "t"], how="left").merge(digital, on="method", how="left")
@@ -181,12 +178,8 @@ def study_tables(run: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
                                             if pairs else pd.DataFrame())
 
 
-def _yield_col(r: float) -> str:
-    return f"yield_{round(100 * r)}"
-
-
 def _yields(r) -> str:
-    return " / ".join(f"{getattr(r, _yield_col(y)):.2f}" for y in YIELD_RS)
+    return " / ".join(f"{getattr(r, yield_col(y)):.2f}" for y in YIELD_RS)
 
 
 def fidelity_rows(summary: pd.DataFrame, paired: pd.DataFrame) -> pd.DataFrame:
@@ -196,16 +189,12 @@ def fidelity_rows(summary: pd.DataFrame, paired: pd.DataFrame) -> pd.DataFrame:
     for q in paired.itertuples():
         me = summary[(summary["study"] == q.study) & (summary["t"] == q.t) & (summary["method"] == q.a)].iloc[0]
         g = ref.loc[(q.study, q.t)]
-        ratios = [me[_yield_col(r)] / g[_yield_col(r)] if g[_yield_col(r)] > 0 else
-                  (float("inf") if me[_yield_col(r)] > 0 else float("nan")) for r in YIELD_RS]
+        ratios = yield_ratios([me[yield_col(r)] for r in YIELD_RS], [g[yield_col(r)] for r in YIELD_RS])
         d_p5 = me["p5"] - g["p5"]
         rows.append({"study": q.study, "t": q.t, "method": q.a, "mean_diff": q.mean_diff, "p5_diff": d_p5,
                      "p_holm": q.p_holm, **{f"yield_ratio_{round(100 * r)}": x for r, x in zip(YIELD_RS, ratios, strict=True)},
-                     "mean_ok": q.mean_diff >= FIDELITY["mean"], "p5_ok": d_p5 >= FIDELITY["p5"],
-                     "p_ok": bool(q.p_holm < FIDELITY["p"] and q.mean_diff > 0),  # significant and better
-                     "yield_ok": any(x >= FIDELITY["yield_ratio"] for x in ratios if x == x)})
-    out = pd.DataFrame(rows)
-    return out.assign(all_ok=out[["mean_ok", "p5_ok", "p_ok", "yield_ok"]].all(axis=1)) if rows else out
+                     **criteria(q.mean_diff, d_p5, q.p_holm, ratios)})
+    return pd.DataFrame(rows)
 
 
 def _ratio(x: float) -> str:
@@ -254,9 +243,9 @@ def cmd_report(args: argparse.Namespace) -> None:
                          f"{100 * r.ci_high:.2f}] | {100 * r.p5:.2f} | {_yields(r)} | " + " | ".join(cells) + " |")
         lines.append("")
     lines += ["## The fidelity question", "",
-              f"Does a method beat deterministic GRASP by ≥ {100 * FIDELITY['mean']:.0f} points in mean, "
-              f"≥ {100 * FIDELITY['p5']:.0f} points at the 5th-percentile chip, with Holm-adjusted p < "
-              f"{FIDELITY['p']:g}, and with ≥ {FIDELITY['yield_ratio']:g}× GRASP's yield at one of the thresholds "
+              f"Does a method beat deterministic GRASP by ≥ {100 * BAR['mean']:.0f} points in mean, "
+              f"≥ {100 * BAR['p5']:.0f} points at the 5th-percentile chip, with Holm-adjusted p < "
+              f"{BAR['p']:g}, and with ≥ {BAR['yield_ratio']:g}× GRASP's yield at one of the thresholds "
               f"({thresholds} %)?", "",
               f"| study | t | method | Δ mean | Δ p5 | Holm p | yield ratio at {thresholds} % | all four |",
               "|---|---|---|---:|---:|---:|---|---|"]

@@ -27,6 +27,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from fidelity import criteria, yield_col, yield_ratios  # noqa: E402 - scripts/ is on sys.path
 from study_jobs import train_all  # noqa: E402 - scripts/ is on sys.path as the script's folder
 
 from analog_peft.montecarlo import stats  # noqa: E402
@@ -146,8 +147,6 @@ def cmd_mc(args: argparse.Namespace) -> None:
 ARTIFACT_FILES = ("train_config.toml", "summary.json", "log.jsonl", "conversion.json")
 #: relative yield thresholds (a chip passes when it keeps r × the best digital accuracy of all methods)
 YIELD_RS = (0.95, 0.90)
-#: the fidelity bar of the issue at the middle of each grid
-BAR = {"mean": 0.03, "p5": 0.05, "p": 0.01, "yield_ratio": 2.0}
 
 
 def export(runs: Path, out: Path, artifacts: Path) -> None:
@@ -195,10 +194,6 @@ def spreads(adapter: Path, form: str) -> dict[str, float]:
     return {"sigma_gamma": round(float(sg.mean()), 6), "sigma_beta": round(float(sb.mean()), 6),
             "sigma_target": round(float(target.mean()), 6), "groups": int(mu.size),
             "gain10_per_forward": round(float(p.sum()), 6)}
-
-
-def _ycol(r: float) -> str:
-    return f"yield_{round(100 * r)}"
 
 
 def _fmt(x: float) -> str:
@@ -304,7 +299,7 @@ def mc_tables(data: Path) -> tuple[str, pd.DataFrame, pd.DataFrame]:
         summ = stats.summarize(df, by=("method", "t"))
         for r in YIELD_RS:
             y = stats.yield_table(df, relative_threshold=r, reference="best")
-            summ = summ.merge(y[["method", "t", "yield_common"]].rename(columns={"yield_common": _ycol(r)}),
+            summ = summ.merge(y[["method", "t", "yield_common"]].rename(columns={"yield_common": yield_col(r)}),
                               on=["method", "t"])
         summaries.append(summ.assign(study=name, examples=n))
         for method in summ["method"].unique():
@@ -321,7 +316,7 @@ def mc_tables(data: Path) -> tuple[str, pd.DataFrame, pd.DataFrame]:
         f = fam[(fam["study"] == name) & (fam["t"] == t)].set_index("a")
         for r in g.itertuples():
             cells = [_label(r.method), _fmt(r.digital), f"{_fmt(r.mean)} [{_fmt(r.ci_low)}, {_fmt(r.ci_high)}]",
-                     _fmt(r.p5), _fmt(r.min), " / ".join(f"{100 * getattr(r, _ycol(y)):.0f}" for y in YIELD_RS) + " %"]
+                     _fmt(r.p5), _fmt(r.min), " / ".join(f"{100 * getattr(r, yield_col(y)):.0f}" for y in YIELD_RS) + " %"]
             if r.method in f.index:
                 cells += _diff_cells(f.loc[r.method])
             else:
@@ -341,10 +336,9 @@ def verdict(summ: pd.DataFrame, fam: pd.DataFrame) -> str:
             continue
         best = g.drop(index="grasp")["mean"].idxmax()
         p = f.loc[best]
-        ratios = [g.loc[best, _ycol(r)] / g.loc["grasp", _ycol(r)] if g.loc["grasp", _ycol(r)] > 0
-                  else (np.inf if g.loc[best, _ycol(r)] > 0 else np.nan) for r in YIELD_RS]
-        met = (p.mean_diff >= BAR["mean"] and p.p5_diff >= BAR["p5"] and p.p_holm < BAR["p"]
-               and any(x >= BAR["yield_ratio"] for x in ratios if not np.isnan(x)))
+        ratios = yield_ratios([g.loc[best, yield_col(r)] for r in YIELD_RS],
+                              [g.loc["grasp", yield_col(r)] for r in YIELD_RS])
+        met = criteria(p.mean_diff, p.p5_diff, p.p_holm, ratios)["all_ok"]
         title = f"Gaussian η = {MIDDLE['gauss']:g}" if name.startswith("gauss") else f"PCM {stats.format_time(t)}"
         ys = " / ".join("n/a (both 0)" if np.isnan(x) else f"{x:.2f}×" for x in ratios)
         lines.append(f"| {title} | {_label(best)} | {100 * p.mean_diff:+.2f} | {100 * p.p5_diff:+.2f} | "
