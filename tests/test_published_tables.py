@@ -17,6 +17,7 @@ STUDIES = [
      ("tables.md", "training.csv", "chips_summary.csv", "paired_vs_grasp.csv", "paired_vs_grasp_inj.csv")),
     ("hardware_comparison.py", [], "docs/hardware_comparison", ("tables.md", "summary.csv")),
     ("methods_study.py", [], "docs/methods_side_by_side", ("tables.md", "methods.csv")),
+    ("decoder_methods.py", [], "docs/decoder_methods", ("tables.md", "summary.csv", "paired.csv")),
     ("robustness_study.py", [], "docs/robustness", ("tables.md", "summary.csv", "paired_vs_grasp.csv", "fidelity.csv")),
     ("layer_sensitivity.py", ["--runs", str(REPO / "docs/layer_sensitivity/runs")], "docs/layer_sensitivity",
      ("tables.md", "scopes.csv", "keep_digital.csv", "keep_digital_held_out.csv", "top_vs_random_held_out.csv",
