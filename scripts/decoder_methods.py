@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 import tomllib
 from pathlib import Path
@@ -96,22 +95,15 @@ def same_chip_check(df: pd.DataFrame, folder: Path) -> str:
             f"gave all {len(both)} metric values bit-identical.")
 
 
-def _export(src: Path, dst: Path) -> None:
-    from analog_peft.montecarlo.engine import collect
-
-    collect(src)
-    dst.mkdir(parents=True, exist_ok=True)
-    for f in ("results.csv", "manifest.json", "montecarlo_config.toml"):
-        shutil.copy2(src / f, dst / f)
-
-
 def cmd_report(args: argparse.Namespace) -> None:
     out = Path(args.out)
     study = out / "mc" / STUDY
+    from analog_peft.montecarlo.engine import publish
+
     if args.runs:
-        _export(Path(args.runs), study)
+        publish(args.runs, study)
     if args.check:
-        _export(Path(args.check), out / "mc" / CHECK)
+        publish(args.check, out / "mc" / CHECK)
     if not (study / "results.csv").is_file():
         sys.exit(f"no StochGRASP study under {study}: run `decoder_methods.py run`, then `report --runs DIR`")
     base, new = _manifest(BASE_STUDY), _manifest(study)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 from pathlib import Path
 
@@ -59,14 +58,10 @@ def _rel_loss(digital: float, value: float) -> float:
 def cmd_report(args: argparse.Namespace) -> None:
     out = Path(args.out)
     if args.runs:
-        from analog_peft.montecarlo.engine import collect
+        from analog_peft.montecarlo.engine import publish
 
         for run in RUNS:
-            src, dst = Path(args.runs) / run, out / run
-            collect(src)
-            dst.mkdir(parents=True, exist_ok=True)
-            for f in ("results.csv", "manifest.json"):
-                shutil.copy2(src / f, dst / f)
+            publish(Path(args.runs) / run, out / run, files=("results.csv", "manifest.json"))
     frames = {run: read_results_csv(out / run / "results.csv") for run in RUNS}
     frames = {r: df[df["metric"] == "accuracy"] for r, df in frames.items()}
     n_ex = json.loads((out / "compensated" / "manifest.json").read_text())["eval_set_size"]

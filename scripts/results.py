@@ -23,7 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 from analog_peft.montecarlo import stats
-from analog_peft.montecarlo.engine import MethodSpec, MonteCarloConfig, collect, run_montecarlo
+from analog_peft.montecarlo.engine import MethodSpec, MonteCarloConfig, collect, publish, run_montecarlo
 from analog_peft.montecarlo.files import read_results_csv
 
 #: (display name, training run under the SST-2 runs dir) compared in (b)
@@ -110,10 +110,7 @@ def export(configs: dict[str, MonteCarloConfig], root: Path, runs: Path, cola_ru
     for name in configs:
         src = root / name
         if (src / "manifest.json").is_file():
-            (dest / "mc" / name).mkdir(parents=True, exist_ok=True)
-            collect(src)
-            for f in ("results.csv", "manifest.json"):
-                shutil.copy2(src / f, dest / "mc" / name / f)
+            publish(src, dest / "mc" / name, files=("results.csv", "manifest.json"))
     for label, base in (("train_sst2", runs), ("train_cola", cola_runs)):
         for summary in sorted(base.glob("*/summary.json")):
             target = dest / label / summary.parent.name / "summary.json"

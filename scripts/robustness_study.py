@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 from pathlib import Path
 
@@ -121,7 +120,7 @@ MC_FILES = ("results.csv", "manifest.json", "montecarlo_config.toml", "per_examp
 
 
 def export(src: Path, out: Path) -> None:
-    from analog_peft.montecarlo.engine import collect
+    from analog_peft.montecarlo.engine import publish
 
     for manifest in sorted(src.glob("*/*/manifest.json")):
         run = manifest.parent
@@ -129,11 +128,7 @@ def export(src: Path, out: Path) -> None:
         if done < planned:  # a study still running: its partial table is not published
             print(f"skip {run.relative_to(src)}: {done} of {planned} chips (resume it with `run`)")
             continue
-        collect(run)
-        dest = out / "mc" / run.relative_to(src)
-        dest.mkdir(parents=True, exist_ok=True)
-        for f in MC_FILES:
-            shutil.copy2(run / f, dest / f)
+        publish(run, out / "mc" / run.relative_to(src), files=MC_FILES)
 
 
 def chips_done(run: Path) -> int:

@@ -426,6 +426,25 @@ def test_a_run_without_per_example_files_gets_chip_level_statistics(reference_di
     assert "Chip-level statistics only" in page and "CI (all sources)" not in page
 
 
+def test_published_data_is_the_collected_table_and_its_files(reference_dir, reference_table, tmp_path):
+    import shutil
+
+    from analog_peft.montecarlo.engine import PUBLISHED_FILES, publish
+    from analog_peft.montecarlo.files import read_results_csv
+
+    run = tmp_path / "run"
+    shutil.copytree(reference_dir, run)
+    (run / "results.csv").unlink()  # a run killed before its table: publish assembles it from the chips
+    dest = tmp_path / "docs" / "study"
+    pd.testing.assert_frame_equal(publish(run, dest), reference_table)
+    assert sorted(p.name for p in dest.iterdir()) == sorted(PUBLISHED_FILES)
+    pd.testing.assert_frame_equal(read_results_csv(dest / "results.csv"), reference_table)
+    for f in ("manifest.json", "montecarlo_config.toml"):
+        assert (dest / f).read_bytes() == (reference_dir / f).read_bytes()
+    with pytest.raises(FileNotFoundError):
+        publish(run, tmp_path / "other", files=("results.csv", "no_such_file.npz"))
+
+
 def test_replicates_and_the_sequential_rule(adapters, tmp_path):
     from analog_peft.montecarlo import stats
     from analog_peft.montecarlo.examples import load_per_example

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field, fields
@@ -732,6 +733,20 @@ def collect(out_dir: str | Path, n_chips: int | None = None) -> pd.DataFrame:
     df = df.reset_index(drop=True)
     atomic_write(out / "results.csv", df.to_csv(index=False))
     _collect_examples(out, [int(p.stem.split("_")[1]) for p in chips])
+    return df
+
+
+#: what a study publishes of a run directory (its committed data): the table, the manifest and the config
+PUBLISHED_FILES = ("results.csv", MANIFEST, CONFIG_TOML)
+
+
+def publish(run_dir: str | Path, dest: str | Path, files: Sequence[str] = PUBLISHED_FILES) -> pd.DataFrame:
+    """:func:`collect` ``run_dir``, then copy ``files`` of it to ``dest`` (made if missing); returns the table."""
+    run, out = Path(run_dir), Path(dest)
+    df = collect(run)
+    out.mkdir(parents=True, exist_ok=True)
+    for f in files:
+        shutil.copy2(run / f, out / f)
     return df
 
 
