@@ -47,9 +47,10 @@ GRIDS: dict[str, tuple[dict, str, tuple[float, ...]]] = {
 #: run first: the middle of each grid, so a partial study already answers the fidelity question
 MIDDLES = ("gauss_layer_0.01", "pcm", "gauss_column_0.02", "hermes", "reram")
 REFERENCE = "grasp"  # every method is compared with deterministic GRASP on the same chips
-#: seconds of one chip × time × adapter evaluation per dev example for ``plan`` (MiniLM-L6, 1 thread; SST-2 measured
-#: in the layer-sensitivity runs of session 12: 8.5 s per 872 sentences with three jobs on two cores; pairs ≈ 2×)
-SECONDS_PER_EXAMPLE = {"sst2": 0.008, "mrpc": 0.016, "stsb": 0.016, "cola": 0.006}
+#: CPU seconds of one chip × time × adapter evaluation per dev example for ``plan``, programming included
+#: (MiniLM-L6, 1 thread, 2 workers on 2 cores; SST-2 measured in session 15 from the chip files' times: PCM 4.8 and
+#: per-layer Gaussian 2.0 core-minutes per chip of 9 adapters × 872 sentences × 3 resp. 1 times; pairs ≈ 2×)
+SECONDS_PER_EXAMPLE = {"sst2": 0.013, "mrpc": 0.026, "stsb": 0.026, "cola": 0.010}
 DEV_SIZES = {"sst2": 872, "mrpc": 408, "stsb": 1500, "cola": 1043}
 #: a chip passes when it keeps this share of the best digital score of all methods (one column each)
 YIELD_RS = (0.95, 0.90, 0.80)
