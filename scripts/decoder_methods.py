@@ -96,10 +96,10 @@ def same_chip_check(df: pd.DataFrame, folder: Path) -> str:
 
 
 def cmd_report(args: argparse.Namespace) -> None:
-    out = Path(args.out)
-    study = out / "mc" / STUDY
     from analog_peft.montecarlo.engine import publish
 
+    out = Path(args.out)
+    study = out / "mc" / STUDY
     if args.runs:
         publish(args.runs, study)
     if args.check:

@@ -117,11 +117,8 @@ def cmd_run(args: argparse.Namespace) -> None:
 
 
 # -- report -------------------------------------------------------------------------------------------------
-MC_FILES = ("results.csv", "manifest.json", "montecarlo_config.toml", "per_example.npz")
-
-
 def export(src: Path, out: Path) -> None:
-    from analog_peft.montecarlo.engine import publish
+    from analog_peft.montecarlo.engine import PUBLISHED_WITH_EXAMPLES, publish
 
     for manifest in sorted(src.glob("*/*/manifest.json")):
         run = manifest.parent
@@ -129,7 +126,7 @@ def export(src: Path, out: Path) -> None:
         if done < planned:  # a study still running: its partial table is not published
             print(f"skip {run.relative_to(src)}: {done} of {planned} chips (resume it with `run`)")
             continue
-        publish(run, out / "mc" / run.relative_to(src), files=MC_FILES)
+        publish(run, out / "mc" / run.relative_to(src), files=PUBLISHED_WITH_EXAMPLES)
 
 
 def chips_done(run: Path) -> int:

@@ -152,10 +152,10 @@ YIELD_RS = (0.95, 0.90)
 def export(runs: Path, out: Path, artifacts: Path) -> None:
     """Copy what the report is made from: MC results + manifests to ``out/mc``, the training runs (configs,
     summaries, logs, best adapters) to ``artifacts``."""
-    from analog_peft.montecarlo.engine import PUBLISHED_FILES, publish
+    from analog_peft.montecarlo.engine import PUBLISHED_WITH_EXAMPLES, publish
 
     for run in sorted((runs / "mc").glob("*/manifest.json")):
-        publish(run.parent, out / "mc" / run.parent.name, files=(*PUBLISHED_FILES, "per_example.npz"))
+        publish(run.parent, out / "mc" / run.parent.name, files=PUBLISHED_WITH_EXAMPLES)
     for summary in sorted(runs.glob("*/summary.json")):
         src, dst = summary.parent, artifacts / summary.parent.name
         shutil.rmtree(dst, ignore_errors=True)

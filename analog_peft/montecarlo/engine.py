@@ -738,6 +738,8 @@ def collect(out_dir: str | Path, n_chips: int | None = None) -> pd.DataFrame:
 
 #: what a study publishes of a run directory (its committed data): the table, the manifest and the config
 PUBLISHED_FILES = ("results.csv", MANIFEST, CONFIG_TOML)
+#: ... and the per-example predictions, for the chips × sentences (hierarchical) statistics
+PUBLISHED_WITH_EXAMPLES = (*PUBLISHED_FILES, ex.PER_EXAMPLE_FILE)
 
 
 def publish(run_dir: str | Path, dest: str | Path, files: Sequence[str] = PUBLISHED_FILES) -> pd.DataFrame:
