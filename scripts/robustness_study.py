@@ -37,7 +37,7 @@ TIMES = (1.0, DAY, YEAR)  # one evaluation each per adapter and chip: the cost g
 #: study name → (device model, tiles, times); the Gaussian grids are per η
 GRIDS: dict[str, tuple[dict, str, tuple[float, ...]]] = {
     **{f"gauss_layer_{e:g}": ({"name": "gaussian", "eta": e}, "ideal", (1.0,))
-       for e in (0.0025, 0.005, 0.01, 0.015, 0.02, 0.03)},
+       for e in (0.001, 0.0025, 0.005, 0.01, 0.015, 0.02, 0.03)},
     **{f"gauss_column_{e:g}": ({"name": "gaussian", "eta": e, "scale": "column_max"}, "ideal", (1.0,))
        for e in (0.01, 0.02, 0.04, 0.08)},
     "pcm": ({"name": "pcm"}, "mapped", TIMES),
