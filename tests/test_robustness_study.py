@@ -48,6 +48,16 @@ def test_studies_take_every_seed_at_the_best_rate(tmp_path, capsys):
     assert gauss.rpu == "ideal" and gauss.device_model == {"name": "gaussian", "eta": 0.02, "scale": "column_max"}
 
 
+def test_every_study_reads_its_device_at_times_it_is_defined_for():
+    from device_models import DeviceModelError, get
+
+    for name, (device, _, times) in robustness_study.GRIDS.items():
+        for t in times:
+            get(device).check_time(t)  # ReRAM (Wan et al. 2022) exists at 1 s, 1 d and 2 d only
+    with pytest.raises(DeviceModelError, match="only fitted at"):
+        get(robustness_study.GRIDS["reram"][0]).check_time(robustness_study.YEAR)
+
+
 def test_unknown_studies_and_missing_adapters_are_refused(tmp_path):
     with pytest.raises(SystemExit, match="unknown study"):
         robustness_study.studies(_args(tmp_path, only="gauss_layer_0.5"))
