@@ -9,8 +9,8 @@ hierarchical statistics (training seeds × chips × sentences).
 Grids (:data:`GRIDS`): relative Gaussian per layer (σ = η · max|W| of the layer, ``ideal`` tiles) from about one
 point lost to near chance, the same per output column (σ = η · max|W| of the row: a column-wise remapped
 crossbar, smaller σ at the same η), and PCM, HERMES and ReRAM (``mapped`` tiles, global drift compensation) over
-their time grids (1 s, 1 d, 1 y; ReRAM at 1 s, 1 d, 2 d, the only times its model is fitted at). Adapters were trained on the digital (``ideal``) base; deploying them on ``mapped`` tiles is the
-recorded conversion override. All methods of one study share the chips (periphery deployment; full fine-tuning
+their time grids (1 s, 1 d, 1 y; ReRAM at 1 s, 1 d, 2 d, the only times its model is fitted at). Adapters were
+trained on the digital (``ideal``) base; deploying them on ``mapped`` tiles is the recorded conversion override. All methods of one study share the chips (periphery deployment; full fine-tuning
 programs its own weights with the same per-tile seeds). Each study is one resumable Monte Carlo run
 (``runs/robust/<task>/<study>``): a killed run resumes at its first missing chip. ``report`` reads only the
 exported results (``--export`` copies results, manifests and per-example predictions to ``OUT/mc``).

@@ -51,7 +51,7 @@ def test_studies_take_every_seed_at_the_best_rate(tmp_path, capsys):
 def test_every_study_reads_its_device_at_times_it_is_defined_for():
     from device_models import DeviceModelError, get
 
-    for name, (device, _, times) in robustness_study.GRIDS.items():
+    for device, _, times in robustness_study.GRIDS.values():
         for t in times:
             get(device).check_time(t)  # ReRAM (Wan et al. 2022) exists at 1 s, 1 d and 2 d only
     with pytest.raises(DeviceModelError, match="only fitted at"):
