@@ -10,10 +10,11 @@ Grids (:data:`GRIDS`): relative Gaussian per layer (σ = η · max|W| of the lay
 point lost to near chance, the same per output column (σ = η · max|W| of the row: a column-wise remapped
 crossbar, smaller σ at the same η), and PCM, HERMES and ReRAM (``mapped`` tiles, global drift compensation) over
 their time grids (1 s, 1 d, 1 y; ReRAM at 1 s, 1 d, 2 d, the only times its model is fitted at). Adapters were
-trained on the digital (``ideal``) base; deploying them on ``mapped`` tiles is the recorded conversion override. All methods of one study share the chips (periphery deployment; full fine-tuning
-programs its own weights with the same per-tile seeds). Each study is one resumable Monte Carlo run
-(``runs/robust/<task>/<study>``): a killed run resumes at its first missing chip. ``report`` reads only the
-exported results (``--export`` copies results, manifests and per-example predictions to ``OUT/mc``).
+trained on the digital (``ideal``) base; deploying them on ``mapped`` tiles is the recorded conversion override.
+All methods of one study share the chips (periphery deployment; full fine-tuning programs its own weights with
+the same per-tile seeds). Each study is one resumable Monte Carlo run (``runs/robust/<task>/<study>``): a killed
+run resumes at its first missing chip. ``report`` reads only the exported results (``--export`` copies results,
+manifests and per-example predictions to ``OUT/mc``).
 """
 
 from __future__ import annotations
@@ -31,11 +32,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from analog_peft.montecarlo import stats  # noqa: E402
 from analog_peft.montecarlo.stats.hierarchical import hierarchical_paired, hierarchical_summary  # noqa: E402
+from device_models.reram import ReRAMWan2022  # noqa: E402
+from device_models.units import DAY, YEAR  # noqa: E402
 
-DAY, YEAR = 86400.0, 365 * 86400.0
 TIMES = (1.0, DAY, YEAR)  # one evaluation each per adapter and chip: the cost grows with every point
-#: Wan et al. 2022 characterised ReRAM at these times only (``ReRAMWan2022.fitted_times``); it has no drift law
-RERAM_TIMES = (1.0, DAY, 2 * DAY)
 #: study name → (device model, tiles, times); the Gaussian grids are per η
 GRIDS: dict[str, tuple[dict, str, tuple[float, ...]]] = {
     **{f"gauss_layer_{e:g}": ({"name": "gaussian", "eta": e}, "ideal", (1.0,))
@@ -44,7 +44,7 @@ GRIDS: dict[str, tuple[dict, str, tuple[float, ...]]] = {
        for e in (0.01, 0.02, 0.04, 0.08)},
     "pcm": ({"name": "pcm"}, "mapped", TIMES),
     "hermes": ({"name": "hermes"}, "mapped", TIMES),
-    "reram": ({"name": "reram"}, "mapped", RERAM_TIMES),
+    "reram": ({"name": "reram"}, "mapped", ReRAMWan2022.fitted_times),  # 1 s, 1 d, 2 d: no drift law
 }
 #: run first: the middle of each grid, so a partial study already answers the fidelity question
 MIDDLES = ("gauss_layer_0.01", "pcm", "gauss_column_0.02", "hermes", "reram")
